@@ -1,0 +1,344 @@
+//! The dump reader: input handling (files, gzip), record parsing with recovery, hashing.
+
+use std::borrow::Cow;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use discogs_model::{Record, RecordHash, RecordHasher, RecordKind};
+use flate2::read::MultiGzDecoder;
+
+use crate::error::{Error, RecordError};
+use crate::records::parse_record;
+use crate::split::Splitter;
+
+/// A parsed record with its hash and where it was in the stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedRecord<'a> {
+    /// The record, borrowing text from the reader's buffer where it could.
+    pub record: Record<'a>,
+    /// SHA-256 of the record's canonical encoding.
+    pub hash: RecordHash,
+    /// Byte offset of the record's start tag in the (decompressed) XML stream.
+    pub offset: u64,
+}
+
+impl ParsedRecord<'_> {
+    /// Converts into a form that owns all its text.
+    #[must_use]
+    pub fn into_owned(self) -> ParsedRecord<'static> {
+        ParsedRecord { record: self.record.into_owned(), hash: self.hash, offset: self.offset }
+    }
+}
+
+/// Settings for reading a dump.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ReadOptions {
+    /// Malformed records tolerated before reading stops with [`Error::TooManyErrors`]
+    /// (`None`: no limit). Default: 1,000.
+    pub max_errors: Option<u64>,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        Self { max_errors: Some(1_000) }
+    }
+}
+
+impl ReadOptions {
+    /// Sets [`ReadOptions::max_errors`].
+    #[must_use]
+    pub fn max_errors(mut self, limit: Option<u64>) -> Self {
+        self.max_errors = limit;
+        self
+    }
+}
+
+/// How far reading has got, for progress displays.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Bytes read from the input as stored (compressed bytes for `.gz`).
+    pub input_bytes: u64,
+    /// Bytes of XML consumed.
+    pub xml_bytes: u64,
+    /// Records returned (parsed or not).
+    pub records: u64,
+    /// Malformed records.
+    pub errors: u64,
+    /// Records that needed repair before parsing (invalid UTF-8 or control characters).
+    pub repaired: u64,
+}
+
+/// Counts the bytes read through it.
+#[derive(Debug)]
+struct Counting<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Boxed input stream with gzip already undone.
+pub(crate) type Input = Box<dyn Read + Send>;
+
+/// Wraps `reader` in a gzip decoder when its first bytes are the gzip magic.
+fn decompress(reader: impl Read + Send + 'static, file: &Arc<str>) -> Result<Input, Error> {
+    let mut buffered = BufReader::with_capacity(128 * 1024, reader);
+    let head = match buffered.fill_buf() {
+        Ok(head) => head,
+        Err(source) => return Err(Error::Open { file: file.clone(), source }),
+    };
+    if head.starts_with(&[0x1f, 0x8b]) {
+        Ok(Box::new(GzInput(MultiGzDecoder::new(buffered))))
+    } else {
+        Ok(Box::new(buffered))
+    }
+}
+
+/// A gzip decoder whose errors say that decompression, not the disk, failed.
+struct GzInput<R: BufRead>(MultiGzDecoder<R>);
+
+impl<R: BufRead> Read for GzInput<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf).map_err(|e| {
+            let what = if e.kind() == io::ErrorKind::UnexpectedEof {
+                "the gzip stream ends early (truncated download?)"
+            } else {
+                "the gzip stream is corrupt"
+            };
+            io::Error::new(e.kind(), format!("{what}: {e}"))
+        })
+    }
+}
+
+/// Turns one record's bytes into a [`ParsedRecord`]: repairs what XML forbids, parses,
+/// hashes. Shared by the sequential and the parallel reader.
+#[derive(Debug)]
+pub(crate) struct RecordParser {
+    kind: RecordKind,
+    file: Arc<str>,
+    hasher: RecordHasher,
+}
+
+/// `true` when `bytes` holds a C0 control character other than tab, LF and CR.
+fn has_forbidden_controls(bytes: &[u8]) -> bool {
+    bytes.chunks(64).any(|chunk| {
+        chunk.iter().fold(false, |acc, &b| acc | ((b < 0x20) & (b != b'\t') & (b != b'\n') & (b != b'\r')))
+    })
+}
+
+impl RecordParser {
+    pub(crate) fn new(kind: RecordKind, file: Arc<str>) -> Self {
+        Self { kind, file, hasher: RecordHasher::new() }
+    }
+
+    /// Parses one record; the bool says whether it needed repair.
+    pub(crate) fn parse<'a>(
+        &mut self,
+        bytes: &'a [u8],
+        offset: u64,
+    ) -> (Result<ParsedRecord<'a>, RecordError>, bool) {
+        let mut text = String::from_utf8_lossy(bytes);
+        if has_forbidden_controls(text.as_bytes()) {
+            text = Cow::Owned(
+                text.chars().filter(|&c| !(c < '\u{20}' && !matches!(c, '\t' | '\n' | '\r'))).collect(),
+            );
+        }
+        match text {
+            Cow::Borrowed(src) => (self.parse_str(src, offset), false),
+            Cow::Owned(src) => (self.parse_str(&src, offset).map(ParsedRecord::into_owned), true),
+        }
+    }
+
+    fn parse_str<'a>(&mut self, src: &'a str, offset: u64) -> Result<ParsedRecord<'a>, RecordError> {
+        match parse_record(self.kind, src) {
+            Ok(record) => {
+                let hash = self.hasher.hash(&record);
+                Ok(ParsedRecord { record, hash, offset })
+            }
+            Err(e) => Err(RecordError {
+                file: self.file.clone(),
+                kind: self.kind,
+                offset: offset + e.offset as u64,
+                record_offset: offset,
+                id: sniff_id(self.kind, src),
+                message: e.message.into_owned(),
+            }),
+        }
+    }
+}
+
+/// Best-effort id of a record that failed to parse, for the error message.
+fn sniff_id(kind: RecordKind, src: &str) -> Option<u64> {
+    let after = match kind {
+        RecordKind::Master | RecordKind::Release => {
+            let tag_end = src.find('>')?;
+            let tag = &src[..tag_end];
+            let i = tag.find(" id=")? + 4;
+            tag.get(i + 1..)?
+        }
+        RecordKind::Artist | RecordKind::Label => src.get(src.find("<id>")? + 4..)?,
+    };
+    let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+    after[..digits].parse().ok()
+}
+
+/// Reads one Discogs dump file record by record.
+///
+/// [`DumpReader::next_record`] lends records that borrow the reader's buffer (no copy of
+/// text without escapes); the [`Iterator`] implementation yields owned records instead.
+/// A malformed record comes out as [`Error::Record`] and reading continues with the next
+/// one; any other error ends the stream.
+pub struct DumpReader {
+    splitter: Splitter<Input>,
+    parser: RecordParser,
+    options: ReadOptions,
+    input_bytes: Arc<AtomicU64>,
+    errors: u64,
+    repaired: u64,
+    done: bool,
+}
+
+impl std::fmt::Debug for DumpReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DumpReader").field("splitter", &self.splitter).field("progress", &self.progress()).finish()
+    }
+}
+
+impl DumpReader {
+    /// Opens a dump file, plain XML or gzip (recognised by its content, not its name),
+    /// and reads far enough to know its kind.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Open`] when the file cannot be opened, [`Error::NotADump`] when it does not
+    /// start like a Discogs dump.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
+        Self::open_with(path, ReadOptions::default())
+    }
+
+    /// [`DumpReader::open`] with options.
+    ///
+    /// # Errors
+    ///
+    /// As [`DumpReader::open`].
+    pub fn open_with(path: impl AsRef<Path>, options: ReadOptions) -> Result<Self, Error> {
+        let path = path.as_ref();
+        let name: Arc<str> = path.display().to_string().into();
+        let file = File::open(path).map_err(|source| Error::Open { file: name.clone(), source })?;
+        Self::build(file, name, options)
+    }
+
+    /// Reads a dump from any reader (plain or gzip XML). `name` appears in error messages.
+    ///
+    /// # Errors
+    ///
+    /// As [`DumpReader::open`].
+    pub fn from_reader(reader: impl Read + Send + 'static, name: &str, options: ReadOptions) -> Result<Self, Error> {
+        Self::build(reader, name.into(), options)
+    }
+
+    fn build(reader: impl Read + Send + 'static, file: Arc<str>, options: ReadOptions) -> Result<Self, Error> {
+        let input_bytes = Arc::new(AtomicU64::new(0));
+        let counted = Counting { inner: reader, count: input_bytes.clone() };
+        let input = decompress(counted, &file)?;
+        let splitter = Splitter::new(input, file.clone())?;
+        let parser = RecordParser::new(splitter.kind(), file);
+        Ok(Self { splitter, parser, options, input_bytes, errors: 0, repaired: 0, done: false })
+    }
+
+    /// The kind of records in this dump.
+    #[must_use]
+    pub fn kind(&self) -> RecordKind {
+        self.splitter.kind()
+    }
+
+    /// The input's name, as used in error messages.
+    #[must_use]
+    pub fn file(&self) -> &str {
+        self.splitter.file()
+    }
+
+    /// How far reading has got.
+    #[must_use]
+    pub fn progress(&self) -> Progress {
+        Progress {
+            input_bytes: self.input_bytes.load(Ordering::Relaxed),
+            xml_bytes: self.splitter.offset(),
+            records: self.splitter.records,
+            errors: self.errors,
+            repaired: self.repaired,
+        }
+    }
+
+    /// The next record, borrowing from the reader's buffer; `None` at the end.
+    ///
+    /// A malformed record gives `Some(Err(Error::Record(_)))` and the next call goes on
+    /// with the following record. Any other error is the last item.
+    pub fn next_record(&mut self) -> Option<Result<ParsedRecord<'_>, Error>> {
+        if self.done {
+            return None;
+        }
+        let span = match self.splitter.next_span() {
+            Ok(Some(span)) => span,
+            Ok(None) => {
+                self.done = true;
+                return None;
+            }
+            Err(e) => {
+                self.done = true;
+                return Some(Err(e));
+            }
+        };
+        let (result, repaired) = self.parser.parse(self.splitter.bytes(&span), span.offset);
+        if repaired {
+            self.repaired += 1;
+            note_repair(self.splitter.file(), span.offset, self.repaired);
+        }
+        match result {
+            Ok(parsed) => Some(Ok(parsed)),
+            Err(e) => {
+                self.errors += 1;
+                if let Some(limit) = self.options.max_errors {
+                    if self.errors > limit {
+                        self.done = true;
+                        return Some(Err(Error::TooManyErrors {
+                            file: self.splitter.file().clone(),
+                            errors: self.errors,
+                            limit,
+                        }));
+                    }
+                }
+                Some(Err(Error::Record(e)))
+            }
+        }
+    }
+
+    pub(crate) fn into_parts(self) -> (Splitter<Input>, ReadOptions, Arc<AtomicU64>) {
+        (self.splitter, self.options, self.input_bytes)
+    }
+}
+
+/// Logs repaired records: the first few one by one, then every 1,000th.
+pub(crate) fn note_repair(file: &str, offset: u64, count: u64) {
+    if count <= 10 || count % 1_000 == 0 {
+        tracing::warn!(file, offset, repaired = count, "Record had invalid UTF-8 or control characters; repaired.");
+    }
+}
+
+impl Iterator for DumpReader {
+    type Item = Result<ParsedRecord<'static>, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_record().map(|r| r.map(ParsedRecord::into_owned))
+    }
+}

@@ -1,0 +1,458 @@
+//! A small, fast XML tokenizer for one record of a Discogs dump.
+//!
+//! It works on a `&str` holding exactly one record and hands out borrowed slices, so
+//! text without escapes costs no allocation. It understands what the dumps use (elements,
+//! attributes in single or double quotes, the five predefined entities, numeric character
+//! references) and steps over what they do not (comments, processing instructions,
+//! DOCTYPE, CDATA, whose content is kept as text). It is lenient where the dumps are
+//! sloppy: a bare `&` stays a literal `&`, and characters XML forbids are dropped.
+
+use std::borrow::Cow;
+
+use memchr::{memchr, memchr2, memchr3, memmem};
+
+/// A syntax problem inside a record, at a byte offset from the record's start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct XmlError {
+    /// Byte offset from the start of the record.
+    pub(crate) offset: usize,
+    /// What went wrong.
+    pub(crate) message: Cow<'static, str>,
+}
+
+pub(crate) type XmlResult<T> = Result<T, XmlError>;
+
+fn err<T>(offset: usize, message: impl Into<Cow<'static, str>>) -> XmlResult<T> {
+    Err(XmlError { offset, message: message.into() })
+}
+
+/// A start tag: `<name attrs>` or `<name attrs/>`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Start<'a> {
+    pub(crate) name: &'a str,
+    /// The raw attribute text between the name and `>` (or `/>`).
+    pub(crate) attrs: &'a str,
+    /// Self-closing (`<name/>`): no content and no end tag follow.
+    pub(crate) empty: bool,
+    /// Offset of `<` from the record's start.
+    pub(crate) offset: usize,
+}
+
+/// What [`Tokenizer::next_tag`] found after a run of text.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Tag<'a> {
+    Start(Start<'a>),
+    End(&'a str),
+    /// CDATA section content (no markup in it, no escapes).
+    CData(&'a str),
+    /// A comment, processing instruction or DOCTYPE, stepped over.
+    Markup,
+    Eof,
+}
+
+/// Cursor over one record.
+#[derive(Debug)]
+pub(crate) struct Tokenizer<'a> {
+    src: &'a str,
+    pos: usize,
+    /// Nesting depth of `sub_tracks` and similar recursive structures, for a bound.
+    pub(crate) depth: usize,
+}
+
+/// Deepest nesting the record parsers follow before they give up on a record.
+pub(crate) const MAX_DEPTH: usize = 64;
+
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+impl<'a> Tokenizer<'a> {
+    pub(crate) fn new(src: &'a str) -> Self {
+        Self { src, pos: 0, depth: 0 }
+    }
+
+    pub(crate) fn pos(&self) -> usize {
+        self.pos
+    }
+
+    /// Returns the raw text up to the next tag, and that tag.
+    pub(crate) fn next_tag(&mut self) -> XmlResult<(&'a str, Tag<'a>)> {
+        let bytes = self.src.as_bytes();
+        let text_start = self.pos;
+        {
+            let Some(rel) = memchr(b'<', &bytes[self.pos..]) else {
+                let text = &self.src[text_start..];
+                self.pos = bytes.len();
+                return Ok((text, Tag::Eof));
+            };
+            let lt = self.pos + rel;
+            let text = &self.src[text_start..lt];
+            match bytes.get(lt + 1) {
+                Some(b'/') => {
+                    let name_start = lt + 2;
+                    let Some(gt) = memchr(b'>', &bytes[name_start..]) else {
+                        return err(lt, "end tag is not closed");
+                    };
+                    let name = self.src[name_start..name_start + gt].trim_end_matches(|c| is_space(c as u8));
+                    self.pos = name_start + gt + 1;
+                    return Ok((text, Tag::End(name)));
+                }
+                Some(b'!') | Some(b'?') => {
+                    let tag = self.skip_markup(lt)?;
+                    return Ok((text, tag));
+                }
+                Some(_) => {
+                    let start = self.read_start(lt)?;
+                    return Ok((text, Tag::Start(start)));
+                }
+                None => return err(lt, "input ends after '<'"),
+            }
+        }
+    }
+
+    /// Steps over `<!-- -->`, `<? ?>`, `<!DOCTYPE >`; returns CDATA content as a tag.
+    fn skip_markup(&mut self, lt: usize) -> XmlResult<Tag<'a>> {
+        let rest = &self.src.as_bytes()[lt..];
+        let (end, cdata) = if rest.starts_with(b"<!--") {
+            (memmem::find(&rest[4..], b"-->").map(|i| 4 + i + 3), None)
+        } else if rest.starts_with(b"<![CDATA[") {
+            match memmem::find(&rest[9..], b"]]>") {
+                Some(i) => (Some(9 + i + 3), Some(&self.src[lt + 9..lt + 9 + i])),
+                None => (None, None),
+            }
+        } else if rest.starts_with(b"<?") {
+            (memmem::find(&rest[2..], b"?>").map(|i| 2 + i + 2), None)
+        } else {
+            (memchr(b'>', rest).map(|i| i + 1), None)
+        };
+        let Some(end) = end else {
+            return err(lt, "markup declaration, comment or CDATA is not closed");
+        };
+        self.pos = lt + end;
+        Ok(cdata.map_or(Tag::Markup, Tag::CData))
+    }
+
+    fn read_start(&mut self, lt: usize) -> XmlResult<Start<'a>> {
+        let bytes = self.src.as_bytes();
+        let name_start = lt + 1;
+        let mut i = name_start;
+        while i < bytes.len() && !matches!(bytes[i], b' ' | b'\t' | b'\n' | b'\r' | b'/' | b'>') {
+            i += 1;
+        }
+        if i == name_start {
+            return err(lt, "'<' is not followed by an element name");
+        }
+        let name = &self.src[name_start..i];
+        let attrs_start = i;
+        // Find the closing '>' outside quoted attribute values.
+        let mut j = i;
+        let gt = loop {
+            let Some(rel) = memchr3(b'>', b'"', b'\'', &bytes[j..]) else {
+                return err(lt, format!("start tag <{name}> is not closed"));
+            };
+            let at = j + rel;
+            if bytes[at] == b'>' {
+                break at;
+            }
+            let Some(close) = memchr(bytes[at], &bytes[at + 1..]) else {
+                return err(at, format!("attribute value in <{name}> is not closed"));
+            };
+            j = at + 1 + close + 1;
+        };
+        let empty = gt > attrs_start && bytes[gt - 1] == b'/';
+        let attrs_end = if empty { gt - 1 } else { gt };
+        self.pos = gt + 1;
+        Ok(Start { name, attrs: &self.src[attrs_start..attrs_end], empty, offset: lt })
+    }
+
+    /// Reads the text content of `start` up to its end tag, skipping any child
+    /// elements, and decodes it (see [`decode_text`]).
+    pub(crate) fn text(&mut self, start: &Start<'a>) -> XmlResult<Cow<'a, str>> {
+        if start.empty {
+            return Ok(Cow::Borrowed(""));
+        }
+        let (raw, tag) = self.next_tag()?;
+        match tag {
+            Tag::End(name) if name == start.name => Ok(decode_text(raw)),
+            _ => {
+                // Rare: comments, CDATA or child elements inside a text element.
+                let mut acc = String::from(raw);
+                let mut tag = tag;
+                loop {
+                    match tag {
+                        Tag::End(name) if name == start.name => break,
+                        Tag::End(name) => {
+                            return err(self.pos, format!("expected </{}>, found </{name}>", start.name))
+                        }
+                        Tag::Eof => return err(start.offset, format!("<{}> is not closed", start.name)),
+                        Tag::CData(data) => acc.push_str(&escape_amp(data)),
+                        Tag::Markup => {}
+                        Tag::Start(child) => self.skip(&child)?,
+                    }
+                    let (raw, next) = self.next_tag()?;
+                    acc.push_str(raw);
+                    tag = next;
+                }
+                Ok(Cow::Owned(decode_text(&acc).into_owned()))
+            }
+        }
+    }
+
+    /// Calls `f` for each child element of `start` (text between children is ignored);
+    /// `f` must consume the child it is given (read its text, its children, or skip it).
+    pub(crate) fn children(
+        &mut self,
+        start: &Start<'a>,
+        mut f: impl FnMut(&mut Self, Start<'a>) -> XmlResult<()>,
+    ) -> XmlResult<()> {
+        if start.empty {
+            return Ok(());
+        }
+        loop {
+            match self.next_tag()?.1 {
+                Tag::Start(child) => f(self, child)?,
+                Tag::End(name) if name == start.name => return Ok(()),
+                Tag::End(name) => {
+                    return err(self.pos, format!("expected </{}>, found </{name}>", start.name))
+                }
+                Tag::CData(_) | Tag::Markup => {}
+                Tag::Eof => return err(start.offset, format!("<{}> is not closed", start.name)),
+            }
+        }
+    }
+
+    /// Skips the element `start` and everything inside it.
+    pub(crate) fn skip(&mut self, start: &Start<'a>) -> XmlResult<()> {
+        if start.empty {
+            return Ok(());
+        }
+        let mut depth = 1usize;
+        loop {
+            match self.next_tag()?.1 {
+                Tag::Start(s) if !s.empty => depth += 1,
+                Tag::End(_) => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Ok(());
+                    }
+                }
+                Tag::Eof => return err(start.offset, format!("<{}> is not closed", start.name)),
+                _ => {}
+            }
+        }
+    }
+
+    /// Enters a nested structure, failing when nesting is deeper than [`MAX_DEPTH`].
+    pub(crate) fn enter(&mut self, start: &Start<'a>) -> XmlResult<()> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return err(start.offset, format!("nesting deeper than {MAX_DEPTH} levels"));
+        }
+        Ok(())
+    }
+
+    /// Leaves a structure entered with [`Tokenizer::enter`].
+    pub(crate) fn leave(&mut self) {
+        self.depth -= 1;
+    }
+}
+
+/// CDATA content is literal; escape `&` so that [`decode_text`] leaves it alone.
+fn escape_amp(data: &str) -> Cow<'_, str> {
+    if data.contains('&') {
+        Cow::Owned(data.replace('&', "&amp;"))
+    } else {
+        Cow::Borrowed(data)
+    }
+}
+
+/// Iterator over `name="value"` pairs in a start tag's attribute text; values are raw
+/// (decode them with [`decode_text`]).
+#[derive(Debug)]
+pub(crate) struct Attrs<'a> {
+    src: &'a str,
+    pos: usize,
+}
+
+impl<'a> Attrs<'a> {
+    pub(crate) fn new(src: &'a str) -> Self {
+        Self { src, pos: 0 }
+    }
+}
+
+impl<'a> Iterator for Attrs<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let bytes = self.src.as_bytes();
+        loop {
+            while self.pos < bytes.len() && is_space(bytes[self.pos]) {
+                self.pos += 1;
+            }
+            if self.pos >= bytes.len() {
+                return None;
+            }
+            let eq = self.pos + memchr(b'=', &bytes[self.pos..])?;
+            let name = self.src[self.pos..eq].trim_matches(|c| is_space(c as u8));
+            let mut q = eq + 1;
+            while q < bytes.len() && is_space(bytes[q]) {
+                q += 1;
+            }
+            let quote = *bytes.get(q)?;
+            if quote != b'"' && quote != b'\'' {
+                // Unquoted value: take it up to the next space.
+                let end = bytes[q..].iter().position(|&b| is_space(b)).map_or(bytes.len(), |e| q + e);
+                self.pos = end;
+                return Some((name, &self.src[q..end]));
+            }
+            let close = q + 1 + memchr(quote, &bytes[q + 1..])?;
+            self.pos = close + 1;
+            return Some((name, &self.src[q + 1..close]));
+        }
+    }
+}
+
+/// Decodes raw XML text into its value: entities and character references expanded
+/// (a bare `&` is kept as is), CRLF and lone CR turned into LF, characters that XML
+/// forbids dropped, and XML white space trimmed from both ends. Borrows the input
+/// when nothing needs changing.
+pub(crate) fn decode_text(raw: &str) -> Cow<'_, str> {
+    let trimmed = raw.trim_matches(|c| is_space(c as u8));
+    if memchr2(b'&', b'\r', trimmed.as_bytes()).is_none() {
+        return Cow::Borrowed(trimmed);
+    }
+    let mut out = String::with_capacity(trimmed.len());
+    let mut rest = trimmed;
+    let mut after_cr = false;
+    while let Some(i) = memchr2(b'&', b'\r', rest.as_bytes()) {
+        let (head, tail) = rest.split_at(i);
+        push_after_cr(&mut out, head, &mut after_cr);
+        if tail.as_bytes()[0] == b'\r' {
+            out.push('\n');
+            after_cr = true;
+            rest = &tail[1..];
+            continue;
+        }
+        match entity(tail) {
+            Some((c, len)) => {
+                if c == '\r' {
+                    out.push('\n');
+                    after_cr = true;
+                } else {
+                    if is_xml_char(c) {
+                        let mut buf = [0u8; 4];
+                        push_after_cr(&mut out, c.encode_utf8(&mut buf), &mut after_cr);
+                    }
+                }
+                rest = &tail[len..];
+            }
+            None => {
+                push_after_cr(&mut out, "&", &mut after_cr);
+                rest = &tail[1..];
+            }
+        }
+    }
+    push_after_cr(&mut out, rest, &mut after_cr);
+    let t = out.trim_matches(|c: char| c.is_ascii() && is_space(c as u8));
+    if t.len() == out.len() {
+        Cow::Owned(out)
+    } else {
+        Cow::Owned(t.to_owned())
+    }
+}
+
+/// Appends `s`, dropping a leading LF when the previous character was a CR (so CRLF
+/// becomes one LF).
+fn push_after_cr(out: &mut String, s: &str, after_cr: &mut bool) {
+    if s.is_empty() {
+        return;
+    }
+    let s = if *after_cr { s.strip_prefix('\n').unwrap_or(s) } else { s };
+    *after_cr = false;
+    out.push_str(s);
+}
+
+/// Characters allowed in XML 1.0 documents.
+fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+/// Parses the entity or character reference at the start of `s` (which starts with
+/// `&`): the character and the length of the reference.
+fn entity(s: &str) -> Option<(char, usize)> {
+    let bytes = s.as_bytes();
+    let semi = memchr(b';', &bytes[..bytes.len().min(12)])?;
+    let body = &s[1..semi];
+    let c = match body {
+        "amp" => '&',
+        "lt" => '<',
+        "gt" => '>',
+        "quot" => '"',
+        "apos" => '\'',
+        _ => {
+            let num = body.strip_prefix('#')?;
+            let code = if let Some(hex) = num.strip_prefix('x').or_else(|| num.strip_prefix('X')) {
+                u32::from_str_radix(hex, 16).ok()?
+            } else {
+                if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) {
+                    return None;
+                }
+                num.parse().ok()?
+            };
+            // An invalid code point decodes to nothing rather than failing the record.
+            char::from_u32(code).unwrap_or('\u{0}')
+        }
+    };
+    Some((c, semi + 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode_borrows_plain_text() {
+        assert!(matches!(decode_text("  Stockholm \n"), Cow::Borrowed("Stockholm")));
+    }
+
+    #[test]
+    fn decode_entities_and_references() {
+        assert_eq!(decode_text("a &amp; b &lt;c&gt; &quot;&apos; &#228;&#xE4;"), "a & b <c> \"' ää");
+    }
+
+    #[test]
+    fn decode_keeps_bare_ampersand() {
+        assert_eq!(decode_text("Simon & Garfunkel &co; &"), "Simon & Garfunkel &co; &");
+    }
+
+    #[test]
+    fn decode_normalises_line_ends() {
+        assert_eq!(decode_text("a&#13;\nb&#13;c\r\nd\re&#13;"), "a\nb\nc\nd\ne");
+    }
+
+    #[test]
+    fn decode_drops_forbidden_references() {
+        assert_eq!(decode_text("a&#7;b&#0;c&#xD800;d"), "abcd");
+    }
+
+    #[test]
+    fn attrs_in_any_quote_and_order() {
+        let pairs: Vec<_> = Attrs::new(r#" catno='SK 1' name="Svek"  id = "5" "#).collect();
+        assert_eq!(pairs, [("catno", "SK 1"), ("name", "Svek"), ("id", "5")]);
+    }
+
+    #[test]
+    fn gt_inside_attribute_value() {
+        let mut t = Tokenizer::new(r#"<a x="1>2"/><b>t</b>"#);
+        let (_, Tag::Start(a)) = t.next_tag().unwrap() else { panic!() };
+        assert!(a.empty);
+        assert_eq!(Attrs::new(a.attrs).next(), Some(("x", "1>2")));
+    }
+
+    #[test]
+    fn text_with_comment_and_cdata() {
+        let mut t = Tokenizer::new("<n>a<!-- x -->b<![CDATA[<&>]]>c</n>");
+        let (_, Tag::Start(n)) = t.next_tag().unwrap() else { panic!() };
+        assert_eq!(t.text(&n).unwrap(), "ab<&>c");
+    }
+}
