@@ -1,0 +1,125 @@
+package org.discogsography.neo4j;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Map;
+import java.util.concurrent.CountDownLatch;
+import org.neo4j.configuration.GraphDatabaseSettings;
+import org.neo4j.configuration.connectors.BoltConnector;
+import org.neo4j.configuration.helpers.SocketAddress;
+import org.neo4j.dbms.api.DatabaseManagementService;
+import org.neo4j.dbms.api.DatabaseManagementServiceBuilder;
+import org.neo4j.graphdb.GraphDatabaseService;
+import org.neo4j.graphdb.Result;
+import org.neo4j.io.ByteUnit;
+
+/**
+ * Embedded Neo4j DBMS with the Bolt connector on, for local development, tests and CI.
+ *
+ * <p>Everything comes from the environment (defaults in brackets):
+ *
+ * <ul>
+ *   <li>{@code NEO4J_HOME_DIR} the DBMS home: store, transaction logs and logs ({@code ./neo4j-home})
+ *   <li>{@code NEO4J_BOLT_HOST} / {@code NEO4J_BOLT_PORT} the Bolt listen address ({@code 127.0.0.1} / {@code 7687})
+ *   <li>{@code NEO4J_USERNAME} must be {@code neo4j}, the built-in admin user ({@code neo4j})
+ *   <li>{@code NEO4J_PASSWORD} the password of user {@code neo4j}, at least 8 characters ({@code discogsography})
+ *   <li>{@code NEO4J_PAGECACHE} page cache size ({@code 512m})
+ * </ul>
+ *
+ * <p>Prints {@code NEO4J READY bolt://HOST:PORT version=X} once Bolt accepts the password, and shuts the
+ * DBMS down cleanly on SIGTERM or SIGINT.
+ */
+public final class Neo4jServer {
+    private Neo4jServer() {}
+
+    private static String env(String name, String fallback) {
+        String value = System.getenv(name);
+        return value == null || value.isEmpty() ? fallback : value;
+    }
+
+    public static void main(String[] args) throws Exception {
+        long started = System.nanoTime();
+        Path home = Path.of(env("NEO4J_HOME_DIR", "neo4j-home")).toAbsolutePath();
+        String host = env("NEO4J_BOLT_HOST", "127.0.0.1");
+        int port = Integer.parseInt(env("NEO4J_BOLT_PORT", "7687"));
+        String user = env("NEO4J_USERNAME", "neo4j");
+        String password = env("NEO4J_PASSWORD", "discogsography");
+        String pagecache = env("NEO4J_PAGECACHE", "512m");
+
+        if (!user.equals("neo4j")) {
+            fail("NEO4J_USERNAME must be 'neo4j' (the built-in admin user), got '" + user + "'");
+        }
+        if (password.length() < 8) {
+            fail("NEO4J_PASSWORD must have at least 8 characters (Neo4j's minimum)");
+        }
+        Files.createDirectories(home);
+
+        DatabaseManagementService dbms;
+        try {
+            dbms =
+                    new DatabaseManagementServiceBuilder(home)
+                            .setConfig(BoltConnector.enabled, true)
+                            .setConfig(BoltConnector.listen_address, new SocketAddress(host, port))
+                            .setConfig(GraphDatabaseSettings.default_listen_address, new SocketAddress(host))
+                            .setConfig(GraphDatabaseSettings.auth_enabled, true)
+                            .setConfig(GraphDatabaseSettings.pagecache_memory, ByteUnit.parse(pagecache))
+                            .setConfig(GraphDatabaseSettings.udc_enabled, false)
+                            .build();
+        } catch (RuntimeException e) {
+            e.printStackTrace();
+            fail("could not start the DBMS in " + home + ": " + e);
+            return;
+        }
+
+        CountDownLatch stopped = new CountDownLatch(1);
+        Runtime.getRuntime()
+                .addShutdownHook(
+                        new Thread(
+                                () -> {
+                                    System.out.println("NEO4J STOPPING");
+                                    dbms.shutdown();
+                                    System.out.println("NEO4J STOPPED");
+                                    stopped.countDown();
+                                },
+                                "neo4j-shutdown"));
+
+        GraphDatabaseService system = dbms.database("system");
+        setPassword(system, user, password);
+        String version = version(system);
+
+        long millis = (System.nanoTime() - started) / 1_000_000;
+        System.out.printf(
+                "NEO4J READY bolt://%s:%d version=%s started_in_ms=%d home=%s%n",
+                host, port, version, millis, home);
+        System.out.flush();
+        stopped.await();
+    }
+
+    /** Sets the password of {@code user} unless it already is that password. */
+    private static void setPassword(GraphDatabaseService system, String user, String password) {
+        try {
+            system.executeTransactionally(
+                    "ALTER USER " + user + " SET PASSWORD $password CHANGE NOT REQUIRED",
+                    Map.of("password", password));
+        } catch (RuntimeException e) {
+            String message = String.valueOf(e.getMessage());
+            // Neo4j refuses to "change" a password to the one the user already has: that is the
+            // steady state on every start after the first, not an error.
+            if (!message.contains("cannot be the same")) {
+                throw e;
+            }
+        }
+    }
+
+    private static String version(GraphDatabaseService system) {
+        return system.executeTransactionally(
+                "CALL dbms.components() YIELD versions RETURN versions[0] AS v",
+                Map.of(),
+                (Result r) -> r.hasNext() ? String.valueOf(r.next().get("v")) : "unknown");
+    }
+
+    private static void fail(String message) {
+        System.err.println("NEO4J FAILED " + message);
+        System.exit(1);
+    }
+}
