@@ -42,6 +42,7 @@ mod parallel;
 mod reader;
 mod records;
 mod split;
+mod write;
 mod xml;
 
 pub use discogs_model::{Record, RecordHash, RecordKind};
@@ -49,6 +50,7 @@ pub use error::{Error, RecordError};
 pub use names::{parse_checksums, ChecksumEntry, DumpContent, DumpDate, DumpFileName, NameError};
 pub use parallel::ParallelReader;
 pub use reader::{DumpReader, ParsedRecord, Progress, ReadOptions};
+pub use write::{write_record, DumpWriter, Era, Layout};
 
 /// Parses one record of the given kind from its XML text (`<release …>…</release>`),
 /// without hashing it. Text is borrowed from `xml` where possible.

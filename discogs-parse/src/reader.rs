@@ -147,7 +147,10 @@ impl RecordParser {
         bytes: &'a [u8],
         offset: u64,
     ) -> (Result<ParsedRecord<'a>, RecordError>, bool) {
-        let mut text = String::from_utf8_lossy(bytes);
+        let mut text = match std::str::from_utf8(bytes) {
+            Ok(s) => Cow::Borrowed(s),
+            Err(_) => String::from_utf8_lossy(bytes),
+        };
         if has_forbidden_controls(text.as_bytes()) {
             text = Cow::Owned(
                 text.chars().filter(|&c| !(c < '\u{20}' && !matches!(c, '\t' | '\n' | '\r'))).collect(),

@@ -134,9 +134,10 @@ impl<R: Read> Splitter<R> {
             self.start = 0;
         }
         let len = self.buf.len();
-        self.buf.resize(len + READ_SIZE, 0);
+        self.buf.reserve(READ_SIZE);
         let n = loop {
-            match self.input.read(&mut self.buf[len..]) {
+            // `take(..).read_to_end` reads into the spare capacity without zeroing it.
+            match (&mut self.input).take(READ_SIZE as u64).read_to_end(&mut self.buf) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(source) => {
@@ -152,7 +153,6 @@ impl<R: Read> Splitter<R> {
                 }
             }
         };
-        self.buf.truncate(len + n);
         if n == 0 {
             self.eof = true;
         }

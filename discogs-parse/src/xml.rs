@@ -62,6 +62,43 @@ pub(crate) struct Tokenizer<'a> {
 /// Deepest nesting the record parsers follow before they give up on a record.
 pub(crate) const MAX_DEPTH: usize = 64;
 
+/// Position of the first `needle` in `hay`: a plain loop over the first bytes (most
+/// gaps between tags are short, where a SIMD search costs more than it saves), then
+/// `memchr` for the rest.
+#[inline]
+fn find_byte(needle: u8, hay: &[u8]) -> Option<usize> {
+    const SHORT: usize = 16;
+    let head = &hay[..hay.len().min(SHORT)];
+    if let Some(i) = head.iter().position(|&b| b == needle) {
+        return Some(i);
+    }
+    if hay.len() <= SHORT {
+        return None;
+    }
+    memchr(needle, &hay[SHORT..]).map(|i| i + SHORT)
+}
+
+/// Whether `text` holds a `&` or a CR (the only bytes that make decoding allocate).
+#[inline]
+fn needs_decoding(text: &[u8]) -> bool {
+    if text.len() <= 32 {
+        return text.iter().any(|&b| b == b'&' || b == b'\r');
+    }
+    memchr2(b'&', b'\r', text).is_some()
+}
+
+/// Bytes that end an element name in a start tag.
+static NAME_END: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b' ' as usize] = true;
+    t[b'\t' as usize] = true;
+    t[b'\n' as usize] = true;
+    t[b'\r' as usize] = true;
+    t[b'/' as usize] = true;
+    t[b'>' as usize] = true;
+    t
+};
+
 fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
@@ -71,16 +108,12 @@ impl<'a> Tokenizer<'a> {
         Self { src, pos: 0, depth: 0 }
     }
 
-    pub(crate) fn pos(&self) -> usize {
-        self.pos
-    }
-
     /// Returns the raw text up to the next tag, and that tag.
     pub(crate) fn next_tag(&mut self) -> XmlResult<(&'a str, Tag<'a>)> {
         let bytes = self.src.as_bytes();
         let text_start = self.pos;
         {
-            let Some(rel) = memchr(b'<', &bytes[self.pos..]) else {
+            let Some(rel) = find_byte(b'<', &bytes[self.pos..]) else {
                 let text = &self.src[text_start..];
                 self.pos = bytes.len();
                 return Ok((text, Tag::Eof));
@@ -90,7 +123,7 @@ impl<'a> Tokenizer<'a> {
             match bytes.get(lt + 1) {
                 Some(b'/') => {
                     let name_start = lt + 2;
-                    let Some(gt) = memchr(b'>', &bytes[name_start..]) else {
+                    let Some(gt) = bytes[name_start..].iter().position(|&b| b == b'>') else {
                         return err(lt, "end tag is not closed");
                     };
                     let name = self.src[name_start..name_start + gt].trim_end_matches(|c| is_space(c as u8));
@@ -136,13 +169,17 @@ impl<'a> Tokenizer<'a> {
         let bytes = self.src.as_bytes();
         let name_start = lt + 1;
         let mut i = name_start;
-        while i < bytes.len() && !matches!(bytes[i], b' ' | b'\t' | b'\n' | b'\r' | b'/' | b'>') {
+        while i < bytes.len() && !NAME_END[usize::from(bytes[i])] {
             i += 1;
         }
         if i == name_start {
             return err(lt, "'<' is not followed by an element name");
         }
         let name = &self.src[name_start..i];
+        if bytes.get(i) == Some(&b'>') {
+            self.pos = i + 1;
+            return Ok(Start { name, attrs: "", empty: false, offset: lt });
+        }
         let attrs_start = i;
         // Find the closing '>' outside quoted attribute values.
         let mut j = i;
@@ -170,6 +207,21 @@ impl<'a> Tokenizer<'a> {
     pub(crate) fn text(&mut self, start: &Start<'a>) -> XmlResult<Cow<'a, str>> {
         if start.empty {
             return Ok(Cow::Borrowed(""));
+        }
+        // Fast path: text, then exactly `</name>`.
+        let bytes = self.src.as_bytes();
+        if let Some(rel) = find_byte(b'<', &bytes[self.pos..]) {
+            let lt = self.pos + rel;
+            let name = start.name.as_bytes();
+            let after = lt + 2 + name.len();
+            if bytes.get(lt + 1) == Some(&b'/')
+                && bytes.get(after) == Some(&b'>')
+                && &bytes[lt + 2..after] == name
+            {
+                let raw = &self.src[self.pos..lt];
+                self.pos = after + 1;
+                return Ok(decode_text(raw));
+            }
         }
         let (raw, tag) = self.next_tag()?;
         match tag {
@@ -318,7 +370,7 @@ impl<'a> Iterator for Attrs<'a> {
 /// when nothing needs changing.
 pub(crate) fn decode_text(raw: &str) -> Cow<'_, str> {
     let trimmed = raw.trim_matches(|c| is_space(c as u8));
-    if memchr2(b'&', b'\r', trimmed.as_bytes()).is_none() {
+    if !needs_decoding(trimmed.as_bytes()) {
         return Cow::Borrowed(trimmed);
     }
     let mut out = String::with_capacity(trimmed.len());
