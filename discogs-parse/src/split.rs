@@ -40,6 +40,8 @@ pub(crate) struct Splitter<R> {
     /// Stream offset of `buf[0]`.
     base: u64,
     eof: bool,
+    /// A read error held back until the bytes read before it are used up.
+    pending: Option<io::Error>,
     kind: RecordKind,
     root: Root,
     start_tag: memmem::Finder<'static>,
@@ -77,6 +79,7 @@ impl<R: Read> Splitter<R> {
             start: 0,
             base: 0,
             eof: false,
+            pending: None,
             kind: RecordKind::Artist,
             root: Root::Absent,
             start_tag: memmem::Finder::new(b"").into_owned(),
@@ -133,6 +136,16 @@ impl<R: Read> Splitter<R> {
             self.base += self.start as u64;
             self.start = 0;
         }
+        if let Some(source) = self.pending.take() {
+            self.eof = true;
+            return Err(Error::Io {
+                file: self.file.clone(),
+                what: "reading",
+                offset: self.base + self.buf.len() as u64,
+                records: self.records,
+                source,
+            });
+        }
         let len = self.buf.len();
         self.buf.reserve(READ_SIZE);
         let n = loop {
@@ -141,15 +154,10 @@ impl<R: Read> Splitter<R> {
                 Ok(n) => break n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(source) => {
-                    self.buf.truncate(len);
-                    self.eof = true;
-                    return Err(Error::Io {
-                        file: self.file.clone(),
-                        what: "reading",
-                        offset: self.base + len as u64,
-                        records: self.records,
-                        source,
-                    });
+                    // Keep what was read before the error (whole records may be in it);
+                    // report the error when more data is needed.
+                    self.pending = Some(source);
+                    return if self.buf.len() > len { Ok(true) } else { self.fill() };
                 }
             }
         };

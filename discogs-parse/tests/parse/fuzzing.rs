@@ -96,8 +96,9 @@ fn fuzz_harness_gzip_detected_with_one_byte_reads() {
         .map(|r| r.expect("a good record").record.id())
         .collect();
     assert_eq!(records, [5]);
-    let reader = DumpReader::from_reader(OneByteReads(GZIP_ONE_RELEASE), "<gz, one byte per read>", ReadOptions::default())
-        .unwrap_or_else(|e| panic!("gzip input with one-byte reads was not recognised: {e}"));
+    let reader =
+        DumpReader::from_reader(OneByteReads(GZIP_ONE_RELEASE), "<gz, one byte per read>", ReadOptions::default())
+            .unwrap_or_else(|e| panic!("gzip input with one-byte reads was not recognised: {e}"));
     let records: Vec<u64> = reader.map(|r| r.expect("a good record").record.id()).collect();
     assert_eq!(records, [5]);
 }
