@@ -1,0 +1,398 @@
+//! A deterministic generator of Discogs-shaped records.
+//!
+//! The shapes follow what the real dumps hold. For releases, the frequencies and list
+//! lengths were measured on the 4,229 releases of the 2025-11 excerpt in
+//! `shared/fixtures/nicolascalo__…/discogs_20251101_releases_sample_100000.xml.gz`
+//! (with `examples/dump_json` and a short script): every release has artists (1.1 on
+//! average), labels (1.2), one format, genres and styles; 82% have extra artists, 76%
+//! notes (253 characters on average), 84% a master, 80% identifiers, 81% videos (147
+//! character descriptions), 76% companies; tracks carry a duration 69% of the time,
+//! track artists 27%, track credits 30%. That excerpt holds the oldest ids, which are
+//! richer than the average record (4.5 KB of XML against about 3.0 KB over the whole
+//! 2026 dump), so list lengths are scaled to land on the whole dump's average size.
+//! Text mixes ASCII words, accented and non-Latin names, `&`, Discogs markup and
+//! `&#13;` line ends, as the dumps do. Artists, labels and masters follow the same
+//! approach at their own sizes.
+//!
+//! The same seed always gives the same records.
+
+use std::borrow::Cow;
+
+use discogs_model::{
+    Artist, Company, Credit, EntityRef, Format, Identifier, Label, Master, Record, RecordKind, Release, ReleaseLabel,
+    Track, Video,
+};
+
+/// SplitMix64: small, fast, and good enough for test data.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator seeded with `seed`.
+    #[must_use]
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+
+    /// `true` with probability `p`.
+    pub fn chance(&mut self, p: f64) -> bool {
+        // 53 random bits as a fraction in [0, 1).
+        let bits = self.next_u64() >> 11;
+        (bits as f64) / ((1u64 << 53) as f64) < p
+    }
+
+    /// One of `items`.
+    pub fn pick<'t>(&mut self, items: &[&'t str]) -> &'t str {
+        items[usize::try_from(self.below(items.len() as u64)).unwrap_or(0)]
+    }
+
+    /// A count with mean about `mean`, at least `min`, at most `max` (geometric).
+    pub fn count(&mut self, mean: f64, min: usize, max: usize) -> usize {
+        let mut n = min;
+        let p = 1.0 / (1.0 + mean - min as f64);
+        while n < max && !self.chance(p) {
+            n += 1;
+        }
+        n
+    }
+}
+
+const SYLLABLES: &[&str] = &[
+    "ka", "lo", "mi", "ne", "ra", "to", "su", "vi", "de", "an", "el", "or", "un", "ber", "son", "ton", "mar", "lin",
+    "strom", "nez", "o", "der", "ska", "rock", "funk", "dub", "tech", "no", "house", "jazz", "soul", "vox",
+];
+const WORDS: &[&str] = &[
+    "the", "of", "and", "in", "love", "night", "dance", "remix", "original", "mix", "version", "edit", "live",
+    "sound", "system", "music", "records", "vol.", "part", "dream", "city", "blue", "red", "black", "&", "feat.",
+    "[a=Someone]", "[l=Label]", "(2)", "at", "on", "for", "with", "from",
+];
+/// Non-ASCII syllables and words: rare, as in the dumps (about 0.3-0.5% of the bytes
+/// of the real excerpts are not ASCII).
+const ACCENTED: &[&str] = &["ström", "ñez", "ø", "ä", "é", "ü"];
+const FOREIGN: &[&str] = &["Ⅱ", "Москва", "東京", "São", "Köln", "Ελλάδα"];
+const GENRES: &[&str] = &["Electronic", "Rock", "Pop", "Jazz", "Funk / Soul", "Hip Hop", "Classical", "Latin", "Reggae"];
+const STYLES: &[&str] = &[
+    "House", "Techno", "Deep House", "Ambient", "Synth-pop", "Disco", "Punk", "Indie Rock", "Soul", "Dub", "Trance",
+];
+const FORMATS: &[&str] = &["Vinyl", "CD", "File", "Cassette", "CDr", "Box Set", "DVD", "Shellac"];
+const DESCRIPTIONS: &[&str] = &["12\"", "33 ⅓ RPM", "LP", "Album", "Single", "EP", "Compilation", "Reissue", "Stereo"];
+const COUNTRIES: &[&str] = &["US", "UK", "Germany", "France", "Netherlands", "Japan", "Sweden", "Europe", "Italy"];
+const QUALITY: &[&str] = &["Needs Vote", "Correct", "Complete and Correct", "Needs Minor Changes"];
+const ROLES: &[&str] =
+    &["Written-By", "Producer", "Mastered By", "Lacquer Cut By", "Design", "Photography By", "Mixed By", "Remix"];
+const ID_TYPES: &[&str] = &["Barcode", "Matrix / Runout", "Rights Society", "Label Code", "Mastering SID Code"];
+const COMPANY_ROLES: &[(u32, &str)] = &[
+    (17, "Pressed By"),
+    (21, "Published By"),
+    (13, "Phonographic Copyright (p)"),
+    (14, "Copyright (c)"),
+    (9, "Distributed By"),
+    (29, "Mastered At"),
+];
+
+type S = Cow<'static, str>;
+
+fn name(rng: &mut Rng, syllables: usize) -> String {
+    let mut s = String::new();
+    for i in 0..syllables {
+        let syl = if rng.chance(0.01) { rng.pick(ACCENTED) } else { rng.pick(SYLLABLES) };
+        if i == 0 {
+            let mut c = syl.chars();
+            if let Some(first) = c.next() {
+                s.extend(first.to_uppercase());
+                s.push_str(c.as_str());
+            }
+        } else {
+            s.push_str(syl);
+        }
+    }
+    s
+}
+
+fn person(rng: &mut Rng) -> S {
+    let first = 2 + rng.below(2) as usize;
+    let last = 2 + rng.below(2) as usize;
+    format!("{} {}", name(rng, first), name(rng, last)).into()
+}
+
+fn words(rng: &mut Rng, n: usize) -> S {
+    let mut s = String::new();
+    for i in 0..n {
+        if i > 0 {
+            s.push(' ');
+        }
+        if rng.chance(0.3) {
+            s.push_str(&name(rng, 2));
+        } else if rng.chance(0.004) {
+            s.push_str(rng.pick(FOREIGN));
+        } else {
+            s.push_str(rng.pick(WORDS));
+        }
+    }
+    s.into()
+}
+
+/// Long text of about `chars` characters, with paragraphs as CRLF (written `&#13;`).
+fn prose(rng: &mut Rng, chars: usize) -> S {
+    let mut s = String::new();
+    while s.len() < chars {
+        let n = 4 + rng.below(10) as usize;
+        s.push_str(&words(rng, n));
+        s.push_str(if rng.chance(0.2) { ".\r\n\r\n" } else { ". " });
+    }
+    s.trim_end().to_owned().into()
+}
+
+fn title(rng: &mut Rng) -> S {
+    let n = 1 + rng.below(4) as usize;
+    words(rng, n)
+}
+
+fn id(rng: &mut Rng, max: u64) -> u64 {
+    1 + rng.below(max)
+}
+
+fn maybe(rng: &mut Rng, p: f64, f: impl FnOnce(&mut Rng) -> S) -> Option<S> {
+    rng.chance(p).then(|| f(rng))
+}
+
+fn credit(rng: &mut Rng, role: bool) -> Credit<'static> {
+    Credit {
+        id: rng.chance(0.95).then(|| id(rng, 10_000_000)),
+        name: person(rng),
+        anv: maybe(rng, if role { 0.34 } else { 0.1 }, person),
+        join: None,
+        role: role.then(|| rng.pick(ROLES).into()),
+        tracks: maybe(rng, if role { 0.09 } else { 0.0 }, |r| format!("A{}, B{}", 1 + r.below(3), 1 + r.below(3)).into()),
+    }
+}
+
+/// `(mean, max)` credits, at least one.
+fn credits(rng: &mut Rng, (mean, max): (f64, usize), role: bool) -> Vec<Credit<'static>> {
+    let n = rng.count(mean, 1, max);
+    let mut list: Vec<_> = (0..n).map(|_| credit(rng, role)).collect();
+    let len = list.len();
+    if !role {
+        for c in list.iter_mut().take(len.saturating_sub(1)) {
+            c.join = Some(rng.pick(&[",", "&", "Feat.", "/", "Vs"]).into());
+        }
+    }
+    list
+}
+
+fn video(rng: &mut Rng) -> Video<'static> {
+    Video {
+        src: Some(format!("https://www.youtube.com/watch?v={:011x}", rng.next_u64() >> 20).into()),
+        duration: Some(u32::try_from(rng.below(600)).unwrap_or(0)),
+        embed: true,
+        title: Some(words(rng, 4)),
+        description: maybe(rng, 0.9, |r| prose(r, 120)),
+    }
+}
+
+fn release(rng: &mut Rng, id_: u64) -> Release<'static> {
+    let released = maybe(rng, 0.98, |r| {
+        let y = 1950 + r.below(75);
+        match r.below(3) {
+            0 => format!("{y}"),
+            1 => format!("{y}-{:02}-00", 1 + r.below(12)),
+            _ => format!("{y}-{:02}-{:02}", 1 + r.below(12), 1 + r.below(28)),
+        }
+        .into()
+    });
+    let year = released.as_deref().and_then(discogs_model::year_from_released);
+    let n_tracks = rng.count(5.0, 1, 40);
+    let tracklist = (0..n_tracks)
+        .map(|i| Track {
+            position: Some(format!("{}{}", if i < n_tracks / 2 { 'A' } else { 'B' }, 1 + i % 6).into()),
+            title: title(rng),
+            duration: maybe(rng, 0.69, |r| format!("{}:{:02}", 2 + r.below(6), r.below(60)).into()),
+            artists: if rng.chance(0.27) { credits(rng, (1.0, 1), false) } else { Vec::new() },
+            extra_artists: if rng.chance(0.3) { credits(rng, (1.5, 6), true) } else { Vec::new() },
+            sub_tracks: Vec::new(),
+        })
+        .collect();
+    let master_id = rng.chance(0.84).then(|| id(rng, 3_000_000));
+    Release {
+        id: id_,
+        status: Some("Accepted".into()),
+        title: title(rng),
+        artists: credits(rng, (1.1, 5), false),
+        labels: (0..rng.count(1.2, 1, 4))
+            .map(|_| ReleaseLabel {
+                id: Some(id(rng, 2_500_000)),
+                name: words(rng, 2),
+                catno: Some(format!("{}{:03}", name(rng, 1).to_uppercase(), rng.below(1000)).into()),
+            })
+            .collect(),
+        series: if rng.chance(0.07) {
+            vec![ReleaseLabel { id: Some(id(rng, 2_500_000)), name: words(rng, 2), catno: Some("Vol. 1".into()) }]
+        } else {
+            Vec::new()
+        },
+        extra_artists: if rng.chance(0.82) { credits(rng, (2.4, 60), true) } else { Vec::new() },
+        formats: vec![Format {
+            name: rng.pick(FORMATS).into(),
+            qty: Some(format!("{}", 1 + rng.below(2)).into()),
+            text: maybe(rng, 0.2, |r| r.pick(&["Red", "180g", "Gatefold"]).into()),
+            descriptions: (0..rng.count(2.0, 1, 5)).map(|_| S::from(rng.pick(DESCRIPTIONS))).collect(),
+        }],
+        genres: (0..rng.count(1.05, 1, 3)).map(|_| S::from(rng.pick(GENRES))).collect(),
+        styles: (0..rng.count(2.0, 1, 5)).map(|_| S::from(rng.pick(STYLES))).collect(),
+        country: Some(rng.pick(COUNTRIES).into()),
+        released,
+        year,
+        notes: maybe(rng, 0.76, |r| prose(r, 180)),
+        data_quality: Some(rng.pick(QUALITY).into()),
+        is_main_release: master_id.is_some() && rng.chance(0.3),
+        master_id,
+        tracklist,
+        identifiers: if rng.chance(0.8) {
+            (0..rng.count(2.5, 1, 20))
+                .map(|_| Identifier {
+                    kind: Some(rng.pick(ID_TYPES).into()),
+                    description: maybe(rng, 0.68, |r| words(r, 2)),
+                    value: Some(format!("{} {:04}", name(rng, 2).to_uppercase(), rng.below(10_000)).into()),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
+        videos: if rng.chance(0.81) { (0..rng.count(2.2, 1, 20)).map(|_| video(rng)).collect() } else { Vec::new() },
+        companies: if rng.chance(0.76) {
+            (0..rng.count(2.5, 1, 15))
+                .map(|_| {
+                    let (entity_type, role) = COMPANY_ROLES[usize::try_from(rng.below(COMPANY_ROLES.len() as u64)).unwrap_or(0)];
+                    let cid = id(rng, 2_500_000);
+                    Company {
+                        id: Some(cid),
+                        name: words(rng, 2),
+                        catno: maybe(rng, 0.06, |r| words(r, 1)),
+                        entity_type: Some(entity_type),
+                        entity_type_name: Some(role.into()),
+                        resource_url: Some(format!("https://api.discogs.com/labels/{cid}").into()),
+                    }
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
+        images: Vec::new(),
+    }
+}
+
+/// `(mean, max)` references, at least one.
+fn refs(rng: &mut Rng, (mean, max): (f64, usize)) -> Vec<EntityRef<'static>> {
+    let n = rng.count(mean, 1, max);
+    (0..n).map(|_| EntityRef { id: Some(id(rng, 10_000_000)), name: person(rng) }).collect()
+}
+
+fn artist(rng: &mut Rng, id_: u64) -> Artist<'static> {
+    Artist {
+        id: id_,
+        name: person(rng),
+        real_name: maybe(rng, 0.4, person),
+        profile: maybe(rng, 0.5, |r| prose(r, 160)),
+        data_quality: Some(rng.pick(QUALITY).into()),
+        urls: if rng.chance(0.3) {
+            (0..rng.count(1.5, 1, 8)).map(|i| S::from(format!("https://www.{}.com/{i}", name(rng, 3).to_lowercase()))).collect()
+        } else {
+            Vec::new()
+        },
+        name_variations: if rng.chance(0.4) { (0..rng.count(2.0, 1, 10)).map(|_| person(rng)).collect() } else { Vec::new() },
+        aliases: if rng.chance(0.2) { refs(rng, (1.5, 10)) } else { Vec::new() },
+        members: if rng.chance(0.05) { refs(rng, (3.0, 12)) } else { Vec::new() },
+        groups: if rng.chance(0.15) { refs(rng, (1.5, 8)) } else { Vec::new() },
+        images: Vec::new(),
+    }
+}
+
+fn label(rng: &mut Rng, id_: u64) -> Label<'static> {
+    Label {
+        id: id_,
+        name: words(rng, 2),
+        contact_info: maybe(rng, 0.2, |r| prose(r, 80)),
+        profile: maybe(rng, 0.4, |r| prose(r, 200)),
+        data_quality: Some(rng.pick(QUALITY).into()),
+        parent_label: rng.chance(0.15).then(|| EntityRef { id: Some(id(rng, 2_500_000)), name: words(rng, 2) }),
+        urls: if rng.chance(0.3) { vec![format!("https://{}.example", name(rng, 3).to_lowercase()).into()] } else { Vec::new() },
+        sublabels: if rng.chance(0.1) {
+            (0..rng.count(2.0, 1, 20)).map(|_| EntityRef { id: Some(id(rng, 2_500_000)), name: words(rng, 2) }).collect()
+        } else {
+            Vec::new()
+        },
+        images: Vec::new(),
+    }
+}
+
+fn master(rng: &mut Rng, id_: u64) -> Master<'static> {
+    let mut artists = credits(rng, (1.1, 4), false);
+    if let Some(first) = artists.first_mut() {
+        first.join.get_or_insert_with(|| ",".into());
+    }
+    Master {
+        id: id_,
+        title: title(rng),
+        main_release: Some(id(rng, 30_000_000)),
+        year: rng.chance(0.99).then(|| u16::try_from(1950 + rng.below(75)).unwrap_or(2000)),
+        artists,
+        genres: (0..rng.count(1.05, 1, 3)).map(|_| S::from(rng.pick(GENRES))).collect(),
+        styles: (0..rng.count(2.0, 1, 5)).map(|_| S::from(rng.pick(STYLES))).collect(),
+        notes: maybe(rng, 0.13, |r| prose(r, 120)),
+        data_quality: Some(rng.pick(QUALITY).into()),
+        videos: if rng.chance(0.45) { (0..rng.count(2.5, 1, 30)).map(|_| video(rng)).collect() } else { Vec::new() },
+        images: Vec::new(),
+    }
+}
+
+/// Generates records of one kind, with ids counting up from 1.
+#[derive(Debug, Clone)]
+pub struct Generator {
+    kind: RecordKind,
+    rng: Rng,
+    next_id: u64,
+}
+
+impl Generator {
+    /// A generator of `kind` records from `seed`.
+    #[must_use]
+    pub fn new(kind: RecordKind, seed: u64) -> Self {
+        Self { kind, rng: Rng::new(seed ^ u64::from(kind.code())), next_id: 1 }
+    }
+
+    /// The next record.
+    pub fn record(&mut self) -> Record<'static> {
+        let id = self.next_id;
+        // Ids have gaps, as in the dumps (deleted and merged entries).
+        self.next_id += 1 + self.rng.below(3);
+        let rng = &mut self.rng;
+        match self.kind {
+            RecordKind::Artist => Record::Artist(artist(rng, id)),
+            RecordKind::Label => Record::Label(label(rng, id)),
+            RecordKind::Master => Record::Master(master(rng, id)),
+            RecordKind::Release => Record::Release(release(rng, id)),
+        }
+    }
+}
+
+impl Iterator for Generator {
+    type Item = Record<'static>;
+
+    fn next(&mut self) -> Option<Record<'static>> {
+        Some(self.record())
+    }
+}
