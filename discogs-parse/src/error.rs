@@ -36,7 +36,9 @@ pub enum Error {
     #[error(transparent)]
     Record(#[from] RecordError),
     /// Reading or decompressing failed (a corrupt or truncated gzip stream is reported here).
-    #[error("{file}: {what} at byte {offset} of the XML stream, after {records} records: {source}")]
+    #[error(
+        "{file}: {what} at byte {offset} of the XML stream, after {records} records: {source}"
+    )]
     Io {
         /// The input's name.
         file: Arc<str>,
@@ -51,7 +53,9 @@ pub enum Error {
         source: io::Error,
     },
     /// The input ended inside a record, or before the root element was closed.
-    #[error("{file}: input is truncated at byte {offset}, after {records} complete records ({detail})")]
+    #[error(
+        "{file}: input is truncated at byte {offset}, after {records} complete records ({detail})"
+    )]
     Truncated {
         /// The input's name.
         file: Arc<str>,

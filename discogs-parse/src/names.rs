@@ -74,19 +74,33 @@ impl DumpFileName {
     /// or `discogs_YYYYMMDD_CHECKSUM.txt`.
     pub fn parse(name: &str) -> Result<Self, NameError> {
         let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
-        let bad = || NameError(format!("{base:?} is not a Discogs dump file name (discogs_YYYYMMDD_kind.xml.gz)"));
+        let bad = || {
+            NameError(format!(
+                "{base:?} is not a Discogs dump file name (discogs_YYYYMMDD_kind.xml.gz)"
+            ))
+        };
         let rest = base.strip_prefix("discogs_").ok_or_else(bad)?;
         let (date, rest) = rest.split_once('_').ok_or_else(bad)?;
         let date: DumpDate = date.parse()?;
         if rest == "CHECKSUM.txt" {
-            return Ok(Self { date, content: DumpContent::Checksum, gzip: false });
+            return Ok(Self {
+                date,
+                content: DumpContent::Checksum,
+                gzip: false,
+            });
         }
         let (kind, gzip) = match rest.strip_suffix(".xml.gz") {
             Some(kind) => (kind, true),
             None => (rest.strip_suffix(".xml").ok_or_else(bad)?, false),
         };
-        let kind = RecordKind::from_element(kind.as_bytes()).filter(|k| k.plural() == kind).ok_or_else(bad)?;
-        Ok(Self { date, content: DumpContent::Records(kind), gzip })
+        let kind = RecordKind::from_element(kind.as_bytes())
+            .filter(|k| k.plural() == kind)
+            .ok_or_else(bad)?;
+        Ok(Self {
+            date,
+            content: DumpContent::Records(kind),
+            gzip,
+        })
     }
 
     /// The record kind, for a records file.
@@ -104,7 +118,13 @@ impl fmt::Display for DumpFileName {
         match self.content {
             DumpContent::Checksum => write!(f, "discogs_{}_CHECKSUM.txt", self.date),
             DumpContent::Records(kind) => {
-                write!(f, "discogs_{}_{}.xml{}", self.date, kind.plural(), if self.gzip { ".gz" } else { "" })
+                write!(
+                    f,
+                    "discogs_{}_{}.xml{}",
+                    self.date,
+                    kind.plural(),
+                    if self.gzip { ".gz" } else { "" }
+                )
             }
         }
     }
@@ -141,7 +161,12 @@ pub fn parse_checksums(text: &str) -> Result<Vec<ChecksumEntry>, NameError> {
         if line.is_empty() {
             continue;
         }
-        let bad = || NameError(format!("CHECKSUM line {}: {line:?} is not '<sha256> <file>'", n + 1));
+        let bad = || {
+            NameError(format!(
+                "CHECKSUM line {}: {line:?} is not '<sha256> <file>'",
+                n + 1
+            ))
+        };
         let (hex, rest) = line.split_at_checked(64).ok_or_else(bad)?;
         if !rest.starts_with([' ', '\t']) {
             return Err(bad());
@@ -158,7 +183,10 @@ pub fn parse_checksums(text: &str) -> Result<Vec<ChecksumEntry>, NameError> {
             };
             sha256[i] = u8::try_from(hi * 16 + lo).map_err(|_| bad())?;
         }
-        out.push(ChecksumEntry { sha256, file: file.to_owned() });
+        out.push(ChecksumEntry {
+            sha256,
+            file: file.to_owned(),
+        });
     }
     Ok(out)
 }
@@ -170,19 +198,37 @@ mod tests {
     #[test]
     fn parses_dump_names() {
         let n = DumpFileName::parse("data/2026/discogs_20260101_releases.xml.gz").unwrap();
-        assert_eq!(n.date, DumpDate { year: 2026, month: 1, day: 1 });
+        assert_eq!(
+            n.date,
+            DumpDate {
+                year: 2026,
+                month: 1,
+                day: 1
+            }
+        );
         assert_eq!(n.kind(), Some(RecordKind::Release));
         assert!(n.gzip);
         assert_eq!(n.to_string(), "discogs_20260101_releases.xml.gz");
         let c = DumpFileName::parse("discogs_20191003_CHECKSUM.txt").unwrap();
         assert_eq!(c.content, DumpContent::Checksum);
-        assert_eq!(DumpFileName::parse("discogs_20080309_artists.xml").unwrap().gzip, false);
+        assert_eq!(
+            DumpFileName::parse("discogs_20080309_artists.xml")
+                .unwrap()
+                .gzip,
+            false
+        );
     }
 
     #[test]
     fn rejects_other_names() {
-        for bad in ["index.html", "discogs_2026010_releases.xml.gz", "discogs_20261301_releases.xml.gz",
-            "discogs_20260101_release.xml.gz", "discogs_20260101_releases.json", "discogs_20260101_"] {
+        for bad in [
+            "index.html",
+            "discogs_2026010_releases.xml.gz",
+            "discogs_20261301_releases.xml.gz",
+            "discogs_20260101_release.xml.gz",
+            "discogs_20260101_releases.json",
+            "discogs_20260101_",
+        ] {
             assert!(DumpFileName::parse(bad).is_err(), "{bad}");
         }
     }

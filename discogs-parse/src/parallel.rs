@@ -26,7 +26,10 @@ struct Chunk {
 }
 
 enum Output<T> {
-    Records { items: Vec<Result<T, RecordError>>, repaired: u64 },
+    Records {
+        items: Vec<Result<T, RecordError>>,
+        repaired: u64,
+    },
     End(Option<Error>),
     Panic(Box<dyn Any + Send>),
 }
@@ -73,7 +76,10 @@ pub struct ParallelReader<T> {
 
 impl<T> std::fmt::Debug for ParallelReader<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ParallelReader").field("file", &self.file).field("progress", &self.progress()).finish()
+        f.debug_struct("ParallelReader")
+            .field("file", &self.file)
+            .field("progress", &self.progress())
+            .finish()
     }
 }
 
@@ -99,7 +105,8 @@ impl<T: Send + 'static> ParallelReader<T> {
         let f = Arc::new(f);
         let mut threads = Vec::with_capacity(workers + 1);
         for n in 0..workers {
-            let (job_rx, out_tx, f, file) = (job_rx.clone(), out_tx.clone(), f.clone(), file.clone());
+            let (job_rx, out_tx, f, file) =
+                (job_rx.clone(), out_tx.clone(), f.clone(), file.clone());
             let thread = std::thread::Builder::new()
                 .name(format!("discogs-parse-{n}"))
                 .spawn(move || work(&job_rx, &out_tx, &mut RecordParser::new(kind, file), &*f))
@@ -146,6 +153,7 @@ impl<T> ParallelReader<T> {
 
     fn finish(&mut self) {
         self.done = true;
+        self.current = Vec::new().into_iter();
         self.stop.store(true, Ordering::Relaxed);
         self.results = None;
         self.pending.clear();
@@ -165,7 +173,10 @@ fn read<T>(
 ) {
     let mut seq = 0u64;
     loop {
-        let mut chunk = Chunk { data: Vec::with_capacity(CHUNK_BYTES + CHUNK_BYTES / 4), spans: Vec::new() };
+        let mut chunk = Chunk {
+            data: Vec::with_capacity(CHUNK_BYTES + CHUNK_BYTES / 4),
+            spans: Vec::new(),
+        };
         let end = loop {
             match splitter.next_span() {
                 Ok(Some(span)) => {
@@ -200,8 +211,12 @@ fn read<T>(
     }
 }
 
-fn work<T, F>(jobs: &Receiver<(u64, Chunk)>, out: &Sender<(u64, Output<T>)>, parser: &mut RecordParser, f: &F)
-where
+fn work<T, F>(
+    jobs: &Receiver<(u64, Chunk)>,
+    out: &Sender<(u64, Output<T>)>,
+    parser: &mut RecordParser,
+    f: &F,
+) where
     F: Fn(ParsedRecord<'_>) -> T,
 {
     for (seq, chunk) in jobs {
@@ -238,7 +253,11 @@ impl<T> Iterator for ParallelReader<T> {
                         self.errors += 1;
                         match self.max_errors {
                             Some(limit) if self.errors > limit => {
-                                let error = Error::TooManyErrors { file: self.file.clone(), errors: self.errors, limit };
+                                let error = Error::TooManyErrors {
+                                    file: self.file.clone(),
+                                    errors: self.errors,
+                                    limit,
+                                };
                                 self.finish();
                                 Err(error)
                             }

@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
+
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -29,7 +30,11 @@ impl ParsedRecord<'_> {
     /// Converts into a form that owns all its text.
     #[must_use]
     pub fn into_owned(self) -> ParsedRecord<'static> {
-        ParsedRecord { record: self.record.into_owned(), hash: self.hash, offset: self.offset }
+        ParsedRecord {
+            record: self.record.into_owned(),
+            hash: self.hash,
+            offset: self.offset,
+        }
     }
 }
 
@@ -44,7 +49,9 @@ pub struct ReadOptions {
 
 impl Default for ReadOptions {
     fn default() -> Self {
-        Self { max_errors: Some(1_000) }
+        Self {
+            max_errors: Some(1_000),
+        }
     }
 }
 
@@ -90,17 +97,31 @@ impl<R: Read> Read for Counting<R> {
 /// Boxed input stream with gzip already undone.
 pub(crate) type Input = Box<dyn Read + Send>;
 
-/// Wraps `reader` in a gzip decoder when its first bytes are the gzip magic.
-fn decompress(reader: impl Read + Send + 'static, file: &Arc<str>) -> Result<Input, Error> {
-    let mut buffered = BufReader::with_capacity(128 * 1024, reader);
-    let head = match buffered.fill_buf() {
-        Ok(head) => head,
-        Err(source) => return Err(Error::Open { file: file.clone(), source }),
-    };
-    if head.starts_with(&[0x1f, 0x8b]) {
-        Ok(Box::new(GzInput(MultiGzDecoder::new(buffered))))
+/// Wraps `reader` in a gzip decoder when its first two bytes are the gzip magic. The
+/// bytes are read one `read` at a time if need be (a pipe may hand out one byte).
+fn decompress(mut reader: impl Read + Send + 'static, file: &Arc<str>) -> Result<Input, Error> {
+    let mut head = [0u8; 2];
+    let mut got = 0;
+    while got < head.len() {
+        match reader.read(&mut head[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(source) => {
+                return Err(Error::Open {
+                    file: file.clone(),
+                    source,
+                })
+            }
+        }
+    }
+    let rejoined = io::Cursor::new(head).take(got as u64).chain(reader);
+    if head[..got] == [0x1f, 0x8b] {
+        Ok(Box::new(GzInput(MultiGzDecoder::new(
+            BufReader::with_capacity(128 * 1024, rejoined),
+        ))))
     } else {
-        Ok(Box::new(buffered))
+        Ok(Box::new(rejoined))
     }
 }
 
@@ -132,13 +153,19 @@ pub(crate) struct RecordParser {
 /// `true` when `bytes` holds a C0 control character other than tab, LF and CR.
 fn has_forbidden_controls(bytes: &[u8]) -> bool {
     bytes.chunks(64).any(|chunk| {
-        chunk.iter().fold(false, |acc, &b| acc | ((b < 0x20) & (b != b'\t') & (b != b'\n') & (b != b'\r')))
+        chunk.iter().fold(false, |acc, &b| {
+            acc | ((b < 0x20) & (b != b'\t') & (b != b'\n') & (b != b'\r'))
+        })
     })
 }
 
 impl RecordParser {
     pub(crate) fn new(kind: RecordKind, file: Arc<str>) -> Self {
-        Self { kind, file, hasher: RecordHasher::new() }
+        Self {
+            kind,
+            file,
+            hasher: RecordHasher::new(),
+        }
     }
 
     /// Parses one record; the bool says whether it needed repair.
@@ -153,20 +180,33 @@ impl RecordParser {
         };
         if has_forbidden_controls(text.as_bytes()) {
             text = Cow::Owned(
-                text.chars().filter(|&c| !(c < '\u{20}' && !matches!(c, '\t' | '\n' | '\r'))).collect(),
+                text.chars()
+                    .filter(|&c| !(c < '\u{20}' && !matches!(c, '\t' | '\n' | '\r')))
+                    .collect(),
             );
         }
         match text {
             Cow::Borrowed(src) => (self.parse_str(src, offset), false),
-            Cow::Owned(src) => (self.parse_str(&src, offset).map(ParsedRecord::into_owned), true),
+            Cow::Owned(src) => (
+                self.parse_str(&src, offset).map(ParsedRecord::into_owned),
+                true,
+            ),
         }
     }
 
-    fn parse_str<'a>(&mut self, src: &'a str, offset: u64) -> Result<ParsedRecord<'a>, RecordError> {
+    fn parse_str<'a>(
+        &mut self,
+        src: &'a str,
+        offset: u64,
+    ) -> Result<ParsedRecord<'a>, RecordError> {
         match parse_record(self.kind, src) {
             Ok(record) => {
                 let hash = self.hasher.hash(&record);
-                Ok(ParsedRecord { record, hash, offset })
+                Ok(ParsedRecord {
+                    record,
+                    hash,
+                    offset,
+                })
             }
             Err(e) => Err(RecordError {
                 file: self.file.clone(),
@@ -213,7 +253,10 @@ pub struct DumpReader {
 
 impl std::fmt::Debug for DumpReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DumpReader").field("splitter", &self.splitter).field("progress", &self.progress()).finish()
+        f.debug_struct("DumpReader")
+            .field("splitter", &self.splitter)
+            .field("progress", &self.progress())
+            .finish()
     }
 }
 
@@ -237,7 +280,10 @@ impl DumpReader {
     pub fn open_with(path: impl AsRef<Path>, options: ReadOptions) -> Result<Self, Error> {
         let path = path.as_ref();
         let name: Arc<str> = path.display().to_string().into();
-        let file = File::open(path).map_err(|source| Error::Open { file: name.clone(), source })?;
+        let file = File::open(path).map_err(|source| Error::Open {
+            file: name.clone(),
+            source,
+        })?;
         Self::build(file, name, options)
     }
 
@@ -246,17 +292,36 @@ impl DumpReader {
     /// # Errors
     ///
     /// As [`DumpReader::open`].
-    pub fn from_reader(reader: impl Read + Send + 'static, name: &str, options: ReadOptions) -> Result<Self, Error> {
+    pub fn from_reader(
+        reader: impl Read + Send + 'static,
+        name: &str,
+        options: ReadOptions,
+    ) -> Result<Self, Error> {
         Self::build(reader, name.into(), options)
     }
 
-    fn build(reader: impl Read + Send + 'static, file: Arc<str>, options: ReadOptions) -> Result<Self, Error> {
+    fn build(
+        reader: impl Read + Send + 'static,
+        file: Arc<str>,
+        options: ReadOptions,
+    ) -> Result<Self, Error> {
         let input_bytes = Arc::new(AtomicU64::new(0));
-        let counted = Counting { inner: reader, count: input_bytes.clone() };
+        let counted = Counting {
+            inner: reader,
+            count: input_bytes.clone(),
+        };
         let input = decompress(counted, &file)?;
         let splitter = Splitter::new(input, file.clone())?;
         let parser = RecordParser::new(splitter.kind(), file);
-        Ok(Self { splitter, parser, options, input_bytes, errors: 0, repaired: 0, done: false })
+        Ok(Self {
+            splitter,
+            parser,
+            options,
+            input_bytes,
+            errors: 0,
+            repaired: 0,
+            done: false,
+        })
     }
 
     /// The kind of records in this dump.
@@ -334,7 +399,12 @@ impl DumpReader {
 /// Logs repaired records: the first few one by one, then every 1,000th.
 pub(crate) fn note_repair(file: &str, offset: u64, count: u64) {
     if count <= 10 || count % 1_000 == 0 {
-        tracing::warn!(file, offset, repaired = count, "Record had invalid UTF-8 or control characters; repaired.");
+        tracing::warn!(
+            file,
+            offset,
+            repaired = count,
+            "Record had invalid UTF-8 or control characters; repaired."
+        );
     }
 }
 

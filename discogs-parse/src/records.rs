@@ -5,8 +5,8 @@
 use std::borrow::Cow;
 
 use discogs_model::{
-    year_from_released, Artist, Company, Credit, EntityRef, Format, Identifier, Image, Label, Master, Record,
-    RecordKind, Release, ReleaseLabel, Track, Video,
+    year_from_released, Artist, Company, Credit, EntityRef, Format, Identifier, Image, Label,
+    Master, Record, RecordKind, Release, ReleaseLabel, Track, Video,
 };
 
 use crate::xml::{decode_text, Attrs, Start, Tag, Tokenizer, XmlError, XmlResult};
@@ -17,7 +17,12 @@ pub(crate) fn parse_record<'a>(kind: RecordKind, src: &'a str) -> XmlResult<Reco
     let root = loop {
         match t.next_tag()?.1 {
             Tag::Start(s) => break s,
-            Tag::Eof => return Err(XmlError { offset: 0, message: "no element in record".into() }),
+            Tag::Eof => {
+                return Err(XmlError {
+                    offset: 0,
+                    message: "no element in record".into(),
+                })
+            }
             _ => {}
         }
     };
@@ -48,7 +53,10 @@ fn id_value(text: &str, at: usize) -> XmlResult<Option<u64>> {
     match text.parse::<u64>() {
         Ok(0) => Ok(None),
         Ok(id) => Ok(Some(id)),
-        Err(_) => Err(XmlError { offset: at, message: format!("invalid id {text:?}").into() }),
+        Err(_) => Err(XmlError {
+            offset: at,
+            message: format!("invalid id {text:?}").into(),
+        }),
     }
 }
 
@@ -63,7 +71,12 @@ fn attr_value(raw: &str) -> Option<Cow<'_, str>> {
     opt(decode_text(raw))
 }
 
-fn texts<'a>(t: &mut Tokenizer<'a>, list: &Start<'a>, item: &str, out: &mut Vec<Cow<'a, str>>) -> XmlResult<()> {
+fn texts<'a>(
+    t: &mut Tokenizer<'a>,
+    list: &Start<'a>,
+    item: &str,
+    out: &mut Vec<Cow<'a, str>>,
+) -> XmlResult<()> {
     t.children(list, |t, c| {
         if c.name == item {
             if let Some(v) = opt(t.text(&c)?) {
@@ -78,7 +91,12 @@ fn texts<'a>(t: &mut Tokenizer<'a>, list: &Start<'a>, item: &str, out: &mut Vec<
 
 /// `<name id="…">Name</name>` (aliases, members, groups) or `<label id="…">Name</label>`
 /// (sublabels); other children (the bare `<id>` list in members) are skipped.
-fn refs<'a>(t: &mut Tokenizer<'a>, list: &Start<'a>, item: &str, out: &mut Vec<EntityRef<'a>>) -> XmlResult<()> {
+fn refs<'a>(
+    t: &mut Tokenizer<'a>,
+    list: &Start<'a>,
+    item: &str,
+    out: &mut Vec<EntityRef<'a>>,
+) -> XmlResult<()> {
     t.children(list, |t, c| {
         if c.name == item {
             let r = entity_ref(t, &c)?;
@@ -99,7 +117,10 @@ fn entity_ref<'a>(t: &mut Tokenizer<'a>, c: &Start<'a>) -> XmlResult<EntityRef<'
             id = id_value(&decode_text(v), c.offset)?;
         }
     }
-    Ok(EntityRef { id, name: t.text(c)? })
+    Ok(EntityRef {
+        id,
+        name: t.text(c)?,
+    })
 }
 
 fn images<'a>(t: &mut Tokenizer<'a>, list: &Start<'a>, out: &mut Vec<Image<'a>>) -> XmlResult<()> {
@@ -122,7 +143,11 @@ fn images<'a>(t: &mut Tokenizer<'a>, list: &Start<'a>, out: &mut Vec<Image<'a>>)
     })
 }
 
-fn credits<'a>(t: &mut Tokenizer<'a>, list: &Start<'a>, out: &mut Vec<Credit<'a>>) -> XmlResult<()> {
+fn credits<'a>(
+    t: &mut Tokenizer<'a>,
+    list: &Start<'a>,
+    out: &mut Vec<Credit<'a>>,
+) -> XmlResult<()> {
     t.children(list, |t, c| {
         if c.name != "artist" {
             return t.skip(&c);
@@ -235,7 +260,10 @@ fn label<'a>(t: &mut Tokenizer<'a>, root: &Start<'a>) -> XmlResult<Label<'a>> {
 }
 
 fn master<'a>(t: &mut Tokenizer<'a>, root: &Start<'a>) -> XmlResult<Master<'a>> {
-    let mut m = Master { id: id_attr(root)?, ..Master::default() };
+    let mut m = Master {
+        id: id_attr(root)?,
+        ..Master::default()
+    };
     t.children(root, |t, c| {
         match c.name {
             "main_release" => m.main_release = id_value(&t.text(&c)?, c.offset)?,
@@ -278,7 +306,11 @@ fn release_labels<'a>(
     })
 }
 
-fn formats<'a>(t: &mut Tokenizer<'a>, list: &Start<'a>, out: &mut Vec<Format<'a>>) -> XmlResult<()> {
+fn formats<'a>(
+    t: &mut Tokenizer<'a>,
+    list: &Start<'a>,
+    out: &mut Vec<Format<'a>>,
+) -> XmlResult<()> {
     t.children(list, |t, c| {
         if c.name != "format" {
             return t.skip(&c);
@@ -330,7 +362,11 @@ fn tracks<'a>(t: &mut Tokenizer<'a>, list: &Start<'a>, out: &mut Vec<Track<'a>>)
     Ok(())
 }
 
-fn identifiers<'a>(t: &mut Tokenizer<'a>, list: &Start<'a>, out: &mut Vec<Identifier<'a>>) -> XmlResult<()> {
+fn identifiers<'a>(
+    t: &mut Tokenizer<'a>,
+    list: &Start<'a>,
+    out: &mut Vec<Identifier<'a>>,
+) -> XmlResult<()> {
     t.children(list, |t, c| {
         if c.name == "identifier" {
             let mut i = Identifier::default();
@@ -348,7 +384,11 @@ fn identifiers<'a>(t: &mut Tokenizer<'a>, list: &Start<'a>, out: &mut Vec<Identi
     })
 }
 
-fn companies<'a>(t: &mut Tokenizer<'a>, list: &Start<'a>, out: &mut Vec<Company<'a>>) -> XmlResult<()> {
+fn companies<'a>(
+    t: &mut Tokenizer<'a>,
+    list: &Start<'a>,
+    out: &mut Vec<Company<'a>>,
+) -> XmlResult<()> {
     t.children(list, |t, c| {
         if c.name != "company" {
             return t.skip(&c);
@@ -372,7 +412,10 @@ fn companies<'a>(t: &mut Tokenizer<'a>, list: &Start<'a>, out: &mut Vec<Company<
 }
 
 fn release<'a>(t: &mut Tokenizer<'a>, root: &Start<'a>) -> XmlResult<Release<'a>> {
-    let mut r = Release { id: id_attr(root)?, ..Release::default() };
+    let mut r = Release {
+        id: id_attr(root)?,
+        ..Release::default()
+    };
     for (k, v) in Attrs::new(root.attrs) {
         if k == "status" {
             r.status = attr_value(v);

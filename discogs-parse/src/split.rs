@@ -113,7 +113,11 @@ impl<R: Read> Splitter<R> {
     }
 
     fn not_a_dump(&self, at: usize, detail: impl Into<String>) -> Error {
-        Error::NotADump { file: self.file.clone(), offset: self.base + at as u64, detail: detail.into() }
+        Error::NotADump {
+            file: self.file.clone(),
+            offset: self.base + at as u64,
+            detail: detail.into(),
+        }
     }
 
     fn truncated(&self, detail: impl Into<String>) -> Error {
@@ -150,14 +154,21 @@ impl<R: Read> Splitter<R> {
         self.buf.reserve(READ_SIZE);
         let n = loop {
             // `take(..).read_to_end` reads into the spare capacity without zeroing it.
-            match (&mut self.input).take(READ_SIZE as u64).read_to_end(&mut self.buf) {
+            match (&mut self.input)
+                .take(READ_SIZE as u64)
+                .read_to_end(&mut self.buf)
+            {
                 Ok(n) => break n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(source) => {
                     // Keep what was read before the error (whole records may be in it);
                     // report the error when more data is needed.
                     self.pending = Some(source);
-                    return if self.buf.len() > len { Ok(true) } else { self.fill() };
+                    return if self.buf.len() > len {
+                        Ok(true)
+                    } else {
+                        self.fill()
+                    };
                 }
             }
         };
@@ -189,7 +200,9 @@ impl<R: Read> Splitter<R> {
             if self.buf[self.start..].starts_with(b"\xEF\xBB\xBF") {
                 self.start += 3;
             }
-            while self.start < self.buf.len() && matches!(self.buf[self.start], b' ' | b'\t' | b'\n' | b'\r') {
+            while self.start < self.buf.len()
+                && matches!(self.buf[self.start], b' ' | b'\t' | b'\n' | b'\r')
+            {
                 self.start += 1;
             }
             if self.start == self.buf.len() {
@@ -218,7 +231,9 @@ impl<R: Read> Splitter<R> {
                     break i;
                 }
                 if avail.len() > 256 || !self.fill()? {
-                    return Err(self.not_a_dump(self.start, "the first element's name does not end"));
+                    return Err(
+                        self.not_a_dump(self.start, "the first element's name does not end")
+                    );
                 }
             };
             let name = &self.buf[self.start + 1..self.start + 1 + name_len];
@@ -226,7 +241,9 @@ impl<R: Read> Splitter<R> {
                 let name = String::from_utf8_lossy(name).into_owned();
                 return Err(self.not_a_dump(
                     self.start,
-                    format!("root element <{name}> is not <artists>, <labels>, <masters> or <releases>"),
+                    format!(
+                        "root element <{name}> is not <artists>, <labels>, <masters> or <releases>"
+                    ),
                 ));
             };
             self.kind = kind;
@@ -256,7 +273,11 @@ impl<R: Read> Splitter<R> {
         let mut from = 0;
         loop {
             let hay = &self.buf[self.start + from..];
-            let found = if comment { memmem::find(hay, b"-->").map(|i| i + 3) } else { memchr(b'>', hay).map(|i| i + 1) };
+            let found = if comment {
+                memmem::find(hay, b"-->").map(|i| i + 3)
+            } else {
+                memchr(b'>', hay).map(|i| i + 1)
+            };
             if let Some(end) = found {
                 self.start += from + end;
                 return Ok(());
@@ -278,7 +299,10 @@ impl<R: Read> Splitter<R> {
                     continue;
                 }
                 return match self.root {
-                    Root::Open => Err(self.truncated(format!("the root element <{}> is not closed", self.kind.plural()))),
+                    Root::Open => Err(self.truncated(format!(
+                        "the root element <{}> is not closed",
+                        self.kind.plural()
+                    ))),
                     Root::Absent | Root::Closed => Ok(None),
                 };
             };
@@ -341,7 +365,9 @@ impl<R: Read> Splitter<R> {
         loop {
             let found = self.end_tag.find(&self.buf[self.start + search..]);
             let Some(i) = found else {
-                search = (self.buf.len() - self.start).saturating_sub(end_len - 1).max(search);
+                search = (self.buf.len() - self.start)
+                    .saturating_sub(end_len - 1)
+                    .max(search);
                 if !self.fill()? {
                     return Err(self.unclosed());
                 }
@@ -382,7 +408,10 @@ impl<R: Read> Splitter<R> {
     }
 
     fn take(&mut self, len: usize) -> Span {
-        let span = Span { offset: self.offset(), range: self.start..self.start + len };
+        let span = Span {
+            offset: self.offset(),
+            range: self.start..self.start + len,
+        };
         self.start += len;
         self.records += 1;
         span

@@ -9,8 +9,8 @@
 use std::io::{self, Write};
 
 use discogs_model::{
-    Artist, Company, Credit, EntityRef, Format, Identifier, Image, Label, Master, Record, RecordKind, Release,
-    ReleaseLabel, Track, Video,
+    Artist, Company, Credit, EntityRef, Format, Identifier, Image, Label, Master, Record,
+    RecordKind, Release, ReleaseLabel, Track, Video,
 };
 
 /// A dump format era (see the dump format notes in the repository).
@@ -63,7 +63,12 @@ impl<W: Write> DumpWriter<W> {
     /// When writing fails.
     pub fn new(mut inner: W, kind: RecordKind, layout: Layout) -> io::Result<Self> {
         writeln!(inner, "<{}>", kind.plural())?;
-        Ok(Self { inner, kind, layout, buf: Vec::with_capacity(64 * 1024) })
+        Ok(Self {
+            inner,
+            kind,
+            layout,
+            buf: Vec::with_capacity(64 * 1024),
+        })
     }
 
     /// Writes one record, followed by a newline.
@@ -75,7 +80,11 @@ impl<W: Write> DumpWriter<W> {
         if record.kind() != self.kind {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("a {} record does not belong in a {} dump", record.kind(), self.kind),
+                format!(
+                    "a {} record does not belong in a {} dump",
+                    record.kind(),
+                    self.kind
+                ),
             ));
         }
         self.buf.clear();
@@ -98,7 +107,11 @@ impl<W: Write> DumpWriter<W> {
 
 /// Appends `record` as XML in `layout` to `out`.
 pub fn write_record(record: &Record<'_>, layout: Layout, out: &mut Vec<u8>) {
-    let mut x = Xml { out, layout, depth: 0 };
+    let mut x = Xml {
+        out,
+        layout,
+        depth: 0,
+    };
     match record {
         Record::Artist(r) => x.artist(r),
         Record::Label(r) => x.label(r),
@@ -248,7 +261,10 @@ impl Xml<'_> {
 
     fn images(&mut self, images: &[Image<'_>]) {
         self.list("images", images, |x, i| {
-            let (w, h) = (i.width.map(|n| n.to_string()), i.height.map(|n| n.to_string()));
+            let (w, h) = (
+                i.width.map(|n| n.to_string()),
+                i.height.map(|n| n.to_string()),
+            );
             x.empty(
                 "image",
                 &[
@@ -304,7 +320,14 @@ impl Xml<'_> {
         self.list("videos", videos, |x, v| {
             let duration = v.duration.map(|d| d.to_string());
             let embed = if v.embed { "true" } else { "false" };
-            x.start("video", &[("src", v.src.as_deref()), ("duration", duration.as_deref()), ("embed", Some(embed))]);
+            x.start(
+                "video",
+                &[
+                    ("src", v.src.as_deref()),
+                    ("duration", duration.as_deref()),
+                    ("embed", Some(embed)),
+                ],
+            );
             x.leaf("title", v.title.as_deref());
             x.leaf("description", v.description.as_deref());
             x.end("video");
@@ -363,13 +386,24 @@ impl Xml<'_> {
     fn release_labels(&mut self, list: &str, item: &str, labels: &[ReleaseLabel<'_>]) {
         self.list(list, labels, |x, l| {
             let id = l.id.map(|n| n.to_string());
-            x.empty(item, &[("name", Some(&l.name)), ("catno", l.catno.as_deref()), ("id", id.as_deref())]);
+            x.empty(
+                item,
+                &[
+                    ("name", Some(&l.name)),
+                    ("catno", l.catno.as_deref()),
+                    ("id", id.as_deref()),
+                ],
+            );
         });
     }
 
     fn formats(&mut self, formats: &[Format<'_>]) {
         self.list("formats", formats, |x, f| {
-            let attrs = [("name", Some(f.name.as_ref())), ("qty", f.qty.as_deref()), ("text", f.text.as_deref())];
+            let attrs = [
+                ("name", Some(f.name.as_ref())),
+                ("qty", f.qty.as_deref()),
+                ("text", f.text.as_deref()),
+            ];
             if f.descriptions.is_empty() {
                 x.empty("format", &attrs);
             } else {
@@ -401,7 +435,11 @@ impl Xml<'_> {
         self.list("identifiers", ids, |x, i| {
             x.empty(
                 "identifier",
-                &[("type", i.kind.as_deref()), ("description", i.description.as_deref()), ("value", i.value.as_deref())],
+                &[
+                    ("type", i.kind.as_deref()),
+                    ("description", i.description.as_deref()),
+                    ("value", i.value.as_deref()),
+                ],
             );
         });
     }
@@ -421,7 +459,10 @@ impl Xml<'_> {
 
     fn release(&mut self, r: &Release<'_>) {
         let id = r.id.to_string();
-        self.start("release", &[("id", Some(&id)), ("status", r.status.as_deref())]);
+        self.start(
+            "release",
+            &[("id", Some(&id)), ("status", r.status.as_deref())],
+        );
         self.images(&r.images);
         self.credits("artists", &r.artists);
         self.leaf("title", Some(&r.title));
@@ -440,9 +481,17 @@ impl Xml<'_> {
         match (r.master_id, self.layout.era) {
             (Some(m), _) => {
                 let main = if r.is_main_release { "true" } else { "false" };
-                self.leaf_attrs("master_id", &[("is_main_release", Some(main))], Some(&m.to_string()));
+                self.leaf_attrs(
+                    "master_id",
+                    &[("is_main_release", Some(main))],
+                    Some(&m.to_string()),
+                );
             }
-            (None, Era::E3) => self.leaf_attrs("master_id", &[("is_main_release", Some("false"))], Some("0")),
+            (None, Era::E3) => self.leaf_attrs(
+                "master_id",
+                &[("is_main_release", Some("false"))],
+                Some("0"),
+            ),
             (None, _) => {}
         }
         self.list("tracklist", &r.tracklist, |x, t| x.track(t));

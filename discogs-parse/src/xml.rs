@@ -23,7 +23,10 @@ pub(crate) struct XmlError {
 pub(crate) type XmlResult<T> = Result<T, XmlError>;
 
 fn err<T>(offset: usize, message: impl Into<Cow<'static, str>>) -> XmlResult<T> {
-    Err(XmlError { offset, message: message.into() })
+    Err(XmlError {
+        offset,
+        message: message.into(),
+    })
 }
 
 /// A start tag: `<name attrs>` or `<name attrs/>`.
@@ -105,7 +108,11 @@ fn is_space(b: u8) -> bool {
 
 impl<'a> Tokenizer<'a> {
     pub(crate) fn new(src: &'a str) -> Self {
-        Self { src, pos: 0, depth: 0 }
+        Self {
+            src,
+            pos: 0,
+            depth: 0,
+        }
     }
 
     /// Returns the raw text up to the next tag, and that tag.
@@ -126,7 +133,8 @@ impl<'a> Tokenizer<'a> {
                     let Some(gt) = bytes[name_start..].iter().position(|&b| b == b'>') else {
                         return err(lt, "end tag is not closed");
                     };
-                    let name = self.src[name_start..name_start + gt].trim_end_matches(|c| is_space(c as u8));
+                    let name = self.src[name_start..name_start + gt]
+                        .trim_end_matches(|c| is_space(c as u8));
                     self.pos = name_start + gt + 1;
                     return Ok((text, Tag::End(name)));
                 }
@@ -178,7 +186,12 @@ impl<'a> Tokenizer<'a> {
         let name = &self.src[name_start..i];
         if bytes.get(i) == Some(&b'>') {
             self.pos = i + 1;
-            return Ok(Start { name, attrs: "", empty: false, offset: lt });
+            return Ok(Start {
+                name,
+                attrs: "",
+                empty: false,
+                offset: lt,
+            });
         }
         let attrs_start = i;
         // Find the closing '>' outside quoted attribute values.
@@ -199,7 +212,12 @@ impl<'a> Tokenizer<'a> {
         let empty = gt > attrs_start && bytes[gt - 1] == b'/';
         let attrs_end = if empty { gt - 1 } else { gt };
         self.pos = gt + 1;
-        Ok(Start { name, attrs: &self.src[attrs_start..attrs_end], empty, offset: lt })
+        Ok(Start {
+            name,
+            attrs: &self.src[attrs_start..attrs_end],
+            empty,
+            offset: lt,
+        })
     }
 
     /// Reads the text content of `start` up to its end tag, skipping any child
@@ -234,9 +252,14 @@ impl<'a> Tokenizer<'a> {
                     match tag {
                         Tag::End(name) if name == start.name => break,
                         Tag::End(name) => {
-                            return err(self.pos, format!("expected </{}>, found </{name}>", start.name))
+                            return err(
+                                self.pos,
+                                format!("expected </{}>, found </{name}>", start.name),
+                            )
                         }
-                        Tag::Eof => return err(start.offset, format!("<{}> is not closed", start.name)),
+                        Tag::Eof => {
+                            return err(start.offset, format!("<{}> is not closed", start.name))
+                        }
                         Tag::CData(data) => acc.push_str(&escape_amp(data)),
                         Tag::Markup => {}
                         Tag::Start(child) => self.skip(&child)?,
@@ -265,7 +288,10 @@ impl<'a> Tokenizer<'a> {
                 Tag::Start(child) => f(self, child)?,
                 Tag::End(name) if name == start.name => return Ok(()),
                 Tag::End(name) => {
-                    return err(self.pos, format!("expected </{}>, found </{name}>", start.name))
+                    return err(
+                        self.pos,
+                        format!("expected </{}>, found </{name}>", start.name),
+                    )
                 }
                 Tag::CData(_) | Tag::Markup => {}
                 Tag::Eof => return err(start.offset, format!("<{}> is not closed", start.name)),
@@ -298,7 +324,10 @@ impl<'a> Tokenizer<'a> {
     pub(crate) fn enter(&mut self, start: &Start<'a>) -> XmlResult<()> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
-            return err(start.offset, format!("nesting deeper than {MAX_DEPTH} levels"));
+            return err(
+                start.offset,
+                format!("nesting deeper than {MAX_DEPTH} levels"),
+            );
         }
         Ok(())
     }
@@ -353,7 +382,10 @@ impl<'a> Iterator for Attrs<'a> {
             let quote = *bytes.get(q)?;
             if quote != b'"' && quote != b'\'' {
                 // Unquoted value: take it up to the next space.
-                let end = bytes[q..].iter().position(|&b| is_space(b)).map_or(bytes.len(), |e| q + e);
+                let end = bytes[q..]
+                    .iter()
+                    .position(|&b| is_space(b))
+                    .map_or(bytes.len(), |e| q + e);
                 self.pos = end;
                 return Some((name, &self.src[q..end]));
             }
@@ -419,7 +451,11 @@ fn push_after_cr(out: &mut String, s: &str, after_cr: &mut bool) {
     if s.is_empty() {
         return;
     }
-    let s = if *after_cr { s.strip_prefix('\n').unwrap_or(s) } else { s };
+    let s = if *after_cr {
+        s.strip_prefix('\n').unwrap_or(s)
+    } else {
+        s
+    };
     *after_cr = false;
     out.push_str(s);
 }
@@ -464,17 +500,26 @@ mod tests {
 
     #[test]
     fn decode_borrows_plain_text() {
-        assert!(matches!(decode_text("  Stockholm \n"), Cow::Borrowed("Stockholm")));
+        assert!(matches!(
+            decode_text("  Stockholm \n"),
+            Cow::Borrowed("Stockholm")
+        ));
     }
 
     #[test]
     fn decode_entities_and_references() {
-        assert_eq!(decode_text("a &amp; b &lt;c&gt; &quot;&apos; &#228;&#xE4;"), "a & b <c> \"' ää");
+        assert_eq!(
+            decode_text("a &amp; b &lt;c&gt; &quot;&apos; &#228;&#xE4;"),
+            "a & b <c> \"' ää"
+        );
     }
 
     #[test]
     fn decode_keeps_bare_ampersand() {
-        assert_eq!(decode_text("Simon & Garfunkel &co; &"), "Simon & Garfunkel &co; &");
+        assert_eq!(
+            decode_text("Simon & Garfunkel &co; &"),
+            "Simon & Garfunkel &co; &"
+        );
     }
 
     #[test]
@@ -496,7 +541,9 @@ mod tests {
     #[test]
     fn gt_inside_attribute_value() {
         let mut t = Tokenizer::new(r#"<a x="1>2"/><b>t</b>"#);
-        let (_, Tag::Start(a)) = t.next_tag().unwrap() else { panic!() };
+        let (_, Tag::Start(a)) = t.next_tag().unwrap() else {
+            panic!()
+        };
         assert!(a.empty);
         assert_eq!(Attrs::new(a.attrs).next(), Some(("x", "1>2")));
     }
@@ -504,7 +551,9 @@ mod tests {
     #[test]
     fn text_with_comment_and_cdata() {
         let mut t = Tokenizer::new("<n>a<!-- x -->b<![CDATA[<&>]]>c</n>");
-        let (_, Tag::Start(n)) = t.next_tag().unwrap() else { panic!() };
+        let (_, Tag::Start(n)) = t.next_tag().unwrap() else {
+            panic!()
+        };
         assert_eq!(t.text(&n).unwrap(), "ab<&>c");
     }
 }

@@ -31,7 +31,9 @@ fn decompressed(path: &Path) -> Vec<u8> {
     let raw = std::fs::read(path).unwrap();
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
-        flate2::read::MultiGzDecoder::new(&raw[..]).read_to_end(&mut out).unwrap();
+        flate2::read::MultiGzDecoder::new(&raw[..])
+            .read_to_end(&mut out)
+            .unwrap();
         out
     } else {
         raw
@@ -41,9 +43,19 @@ fn decompressed(path: &Path) -> Vec<u8> {
 /// Counts start tags of `elem` at record depth with a naive walk over every tag, quite
 /// unlike the reader's record splitter.
 fn count_record_tags(xml: &[u8], elem: &str) -> usize {
-    let find = |from: usize, pat: &[u8]| xml[from..].windows(pat.len()).position(|w| w == pat).map(|i| i + from);
+    let find = |from: usize, pat: &[u8]| {
+        xml[from..]
+            .windows(pat.len())
+            .position(|w| w == pat)
+            .map(|i| i + from)
+    };
     let (mut depth, mut record_depth, mut count, mut i) = (0usize, None, 0, 0);
-    let next_lt = |from: usize| xml[from..].iter().position(|&b| b == b'<').map(|i| i + from);
+    let next_lt = |from: usize| {
+        xml[from..]
+            .iter()
+            .position(|&b| b == b'<')
+            .map(|i| i + from)
+    };
     while let Some(lt) = next_lt(i) {
         if xml[lt..].starts_with(b"<!--") {
             i = find(lt, b"-->").expect("open comment") + 3;
@@ -69,7 +81,10 @@ fn count_record_tags(xml: &[u8], elem: &str) -> usize {
             depth = depth.saturating_sub(1);
             continue;
         }
-        let name_len = tag.iter().position(|b| b" \t\r\n/".contains(b)).unwrap_or(tag.len());
+        let name_len = tag
+            .iter()
+            .position(|b| b" \t\r\n/".contains(b))
+            .unwrap_or(tag.len());
         let name = &tag[..name_len];
         let record_depth = *record_depth.get_or_insert(usize::from(name != elem.as_bytes()));
         if name == elem.as_bytes() && depth == record_depth {
@@ -88,7 +103,11 @@ fn every_fixture_parses_with_zero_record_errors() {
     let mut files = Vec::new();
     xml_files(&dir, &mut files);
     files.sort();
-    assert!(files.len() >= 70, "expected the full fixture set, found {} files", files.len());
+    assert!(
+        files.len() >= 70,
+        "expected the full fixture set, found {} files",
+        files.len()
+    );
     let mut total = 0;
     for path in &files {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
@@ -99,16 +118,30 @@ fn every_fixture_parses_with_zero_record_errors() {
             continue;
         }
         let all = read_all(path);
-        assert!(all.record_errors.is_empty(), "{name}: {:?}", all.record_errors);
-        let kind = all.records.first().map(|r| r.record.kind()).expect("records");
+        assert!(
+            all.record_errors.is_empty(),
+            "{name}: {:?}",
+            all.record_errors
+        );
+        let kind = all
+            .records
+            .first()
+            .map(|r| r.record.kind())
+            .expect("records");
         let tags = count_record_tags(&decompressed(path), kind.element());
         if name == TRUNCATED {
             match &all.fatal {
-                Some(Error::Truncated { records, .. }) => assert_eq!(*records, all.records.len() as u64),
+                Some(Error::Truncated { records, .. }) => {
+                    assert_eq!(*records, all.records.len() as u64)
+                }
                 other => panic!("{name}: expected a truncation error, got {other:?}"),
             }
             assert_eq!(all.records.len(), 8_649);
-            assert_eq!(all.records.len() + 1, tags, "{name}: the cut record is the only one missing");
+            assert_eq!(
+                all.records.len() + 1,
+                tags,
+                "{name}: the cut record is the only one missing"
+            );
         } else {
             assert!(all.fatal.is_none(), "{name}: {:?}", all.fatal);
             assert_eq!(all.records.len(), tags, "{name}: records vs start tags");
@@ -150,10 +183,20 @@ fn kind_comes_from_the_root_element() {
     let Some(dir) = shared_fixtures() else { return };
     for (rel, kind) in [
         ("elpassion__discogs_data/labels.xml", RecordKind::Label),
-        ("echovisionlab__discogs-batch/release.xml.gz", RecordKind::Release),
-        ("philipmat__discogs-xml2db/artist_11037.xml", RecordKind::Artist),
+        (
+            "echovisionlab__discogs-batch/release.xml.gz",
+            RecordKind::Release,
+        ),
+        (
+            "philipmat__discogs-xml2db/artist_11037.xml",
+            RecordKind::Artist,
+        ),
         ("jruaux__jdiscogs/masters.xml", RecordKind::Master),
     ] {
-        assert_eq!(DumpReader::open(dir.join(rel)).unwrap().kind(), kind, "{rel}");
+        assert_eq!(
+            DumpReader::open(dir.join(rel)).unwrap().kind(),
+            kind,
+            "{rel}"
+        );
     }
 }

@@ -29,13 +29,18 @@ fn sequential(xml: &'static [u8], options: ReadOptions) -> Vec<String> {
     while let Some(item) = reader.next_record() {
         out.push(describe(item.map(|p| p.record.id())));
     }
-    assert!(reader.next_record().is_none(), "the sequential reader is not fused");
+    assert!(
+        reader.next_record().is_none(),
+        "the sequential reader is not fused"
+    );
     out
 }
 
 fn parallel(xml: &'static [u8], options: ReadOptions, workers: usize) -> Vec<String> {
     let reader = DumpReader::from_reader(xml, "<fuzz>", options).expect("a releases dump");
-    ParallelReader::new(reader, workers, |p| p.record.id()).map(describe).collect()
+    ParallelReader::new(reader, workers, |p| p.record.id())
+        .map(describe)
+        .collect()
 }
 
 /// Found by `dump_reader` (ParallelReader against DumpReader with `max_errors(Some(2))`):
@@ -51,7 +56,11 @@ fn fuzz_dump_reader_parallel_continues_after_too_many_errors() {
     ];
     assert_eq!(sequential(FOUR_BAD_THEN_GOOD, options.clone()), expected);
     for workers in [1, 2] {
-        assert_eq!(parallel(FOUR_BAD_THEN_GOOD, options.clone(), workers), expected, "{workers} workers");
+        assert_eq!(
+            parallel(FOUR_BAD_THEN_GOOD, options.clone(), workers),
+            expected,
+            "{workers} workers"
+        );
     }
 }
 
@@ -91,14 +100,20 @@ const GZIP_ONE_RELEASE: &[u8] = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff\xb3)J
 /// sockets, HTTP bodies), gzip input is not recognised and is rejected as "not XML".
 #[test]
 fn fuzz_harness_gzip_detected_with_one_byte_reads() {
-    let records: Vec<u64> = DumpReader::from_reader(GZIP_ONE_RELEASE, "<gz>", ReadOptions::default())
-        .expect("gzip read in one go")
+    let records: Vec<u64> =
+        DumpReader::from_reader(GZIP_ONE_RELEASE, "<gz>", ReadOptions::default())
+            .expect("gzip read in one go")
+            .map(|r| r.expect("a good record").record.id())
+            .collect();
+    assert_eq!(records, [5]);
+    let reader = DumpReader::from_reader(
+        OneByteReads(GZIP_ONE_RELEASE),
+        "<gz, one byte per read>",
+        ReadOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("gzip input with one-byte reads was not recognised: {e}"));
+    let records: Vec<u64> = reader
         .map(|r| r.expect("a good record").record.id())
         .collect();
-    assert_eq!(records, [5]);
-    let reader =
-        DumpReader::from_reader(OneByteReads(GZIP_ONE_RELEASE), "<gz, one byte per read>", ReadOptions::default())
-            .unwrap_or_else(|e| panic!("gzip input with one-byte reads was not recognised: {e}"));
-    let records: Vec<u64> = reader.map(|r| r.expect("a good record").record.id()).collect();
     assert_eq!(records, [5]);
 }

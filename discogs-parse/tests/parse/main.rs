@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod fixtures;
+mod fuzzing;
 mod quirks;
 mod records;
 mod roundtrip;
@@ -34,7 +35,9 @@ pub fn fixture(rel: &str) -> Option<PathBuf> {
 
 /// A hand-written test input in `tests/data`.
 pub fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
 }
 
 /// Everything a reader yields: the records, the record errors, and the final error.
@@ -57,7 +60,11 @@ pub fn read_all(path: &Path) -> ReadAll {
 
 /// Drains `reader`.
 pub fn collect(reader: DumpReader) -> ReadAll {
-    let mut out = ReadAll { records: Vec::new(), record_errors: Vec::new(), fatal: None };
+    let mut out = ReadAll {
+        records: Vec::new(),
+        record_errors: Vec::new(),
+        fatal: None,
+    };
     for item in reader {
         match item {
             Ok(r) => out.records.push(r),
@@ -76,7 +83,13 @@ pub fn record(path: &Path, id: u64) -> Record<'static> {
     let all = read_all(path);
     assert!(all.record_errors.is_empty(), "{:?}", all.record_errors);
     let mut found = all.records.into_iter().filter(|r| r.record.id() == id);
-    let first = found.next().unwrap_or_else(|| panic!("no record {id} in {}", path.display()));
-    assert!(found.next().is_none(), "record {id} twice in {}", path.display());
+    let first = found
+        .next()
+        .unwrap_or_else(|| panic!("no record {id} in {}", path.display()));
+    assert!(
+        found.next().is_none(),
+        "record {id} twice in {}",
+        path.display()
+    );
     first.record
 }

@@ -4,8 +4,8 @@
 use std::borrow::Cow;
 
 use discogs_model::{
-    year_from_released, Artist, Company, Credit, EntityRef, Format, Identifier, Image, Label, Master, Record, Release,
-    ReleaseLabel, Track, Video,
+    year_from_released, Artist, Company, Credit, EntityRef, Format, Identifier, Image, Label,
+    Master, Record, Release, ReleaseLabel, Track, Video,
 };
 use discogs_parse::{write_record, DumpReader, DumpWriter, Era, Layout, ReadOptions};
 use proptest::collection::vec;
@@ -38,8 +38,20 @@ fn list<T: std::fmt::Debug>(item: impl Strategy<Value = T>) -> impl Strategy<Val
 }
 
 fn image() -> impl Strategy<Value = Image<'static>> {
-    (opt_text(), opt_text(), opt_text(), option::of(any::<u32>()), option::of(any::<u32>()))
-        .prop_map(|(kind, uri, uri150, width, height)| Image { kind, uri, uri150, width, height })
+    (
+        opt_text(),
+        opt_text(),
+        opt_text(),
+        option::of(any::<u32>()),
+        option::of(any::<u32>()),
+    )
+        .prop_map(|(kind, uri, uri150, width, height)| Image {
+            kind,
+            uri,
+            uri150,
+            width,
+            height,
+        })
 }
 
 fn entity_ref() -> impl Strategy<Value = EntityRef<'static>> {
@@ -49,13 +61,33 @@ fn entity_ref() -> impl Strategy<Value = EntityRef<'static>> {
 }
 
 fn credit() -> impl Strategy<Value = Credit<'static>> {
-    (id(), text(), opt_text(), opt_text(), opt_text(), opt_text())
-        .prop_map(|(id, name, anv, join, role, tracks)| Credit { id, name, anv, join, role, tracks })
+    (id(), text(), opt_text(), opt_text(), opt_text(), opt_text()).prop_map(
+        |(id, name, anv, join, role, tracks)| Credit {
+            id,
+            name,
+            anv,
+            join,
+            role,
+            tracks,
+        },
+    )
 }
 
 fn video() -> impl Strategy<Value = Video<'static>> {
-    (opt_text(), option::of(any::<u32>()), any::<bool>(), opt_text(), opt_text())
-        .prop_map(|(src, duration, embed, title, description)| Video { src, duration, embed, title, description })
+    (
+        opt_text(),
+        option::of(any::<u32>()),
+        any::<bool>(),
+        opt_text(),
+        opt_text(),
+    )
+        .prop_map(|(src, duration, embed, title, description)| Video {
+            src,
+            duration,
+            embed,
+            title,
+            description,
+        })
 }
 
 fn artist() -> impl Strategy<Value = Record<'static>> {
@@ -67,9 +99,30 @@ fn artist() -> impl Strategy<Value = Record<'static>> {
         (list(entity_ref()), list(entity_ref()), list(entity_ref())),
         list(image()),
     )
-        .prop_map(|(id, name, (real_name, profile, data_quality), (urls, name_variations), (aliases, members, groups), images)| {
-            Record::Artist(Artist { id, name, real_name, profile, data_quality, urls, name_variations, aliases, members, groups, images })
-        })
+        .prop_map(
+            |(
+                id,
+                name,
+                (real_name, profile, data_quality),
+                (urls, name_variations),
+                (aliases, members, groups),
+                images,
+            )| {
+                Record::Artist(Artist {
+                    id,
+                    name,
+                    real_name,
+                    profile,
+                    data_quality,
+                    urls,
+                    name_variations,
+                    aliases,
+                    members,
+                    groups,
+                    images,
+                })
+            },
+        )
 }
 
 fn label() -> impl Strategy<Value = Record<'static>> {
@@ -82,9 +135,29 @@ fn label() -> impl Strategy<Value = Record<'static>> {
         list(entity_ref()),
         list(image()),
     )
-        .prop_map(|(id, name, (contact_info, profile, data_quality), parent_label, urls, sublabels, images)| {
-            Record::Label(Label { id, name, contact_info, profile, data_quality, parent_label, urls, sublabels, images })
-        })
+        .prop_map(
+            |(
+                id,
+                name,
+                (contact_info, profile, data_quality),
+                parent_label,
+                urls,
+                sublabels,
+                images,
+            )| {
+                Record::Label(Label {
+                    id,
+                    name,
+                    contact_info,
+                    profile,
+                    data_quality,
+                    parent_label,
+                    urls,
+                    sublabels,
+                    images,
+                })
+            },
+        )
 }
 
 fn master() -> impl Strategy<Value = Record<'static>> {
@@ -98,9 +171,32 @@ fn master() -> impl Strategy<Value = Record<'static>> {
         list(video()),
         list(image()),
     )
-        .prop_map(|(id, title, (main_release, year), artists, (genres, styles), (notes, data_quality), videos, images)| {
-            Record::Master(Master { id, title, main_release, year, artists, genres, styles, notes, data_quality, videos, images })
-        })
+        .prop_map(
+            |(
+                id,
+                title,
+                (main_release, year),
+                artists,
+                (genres, styles),
+                (notes, data_quality),
+                videos,
+                images,
+            )| {
+                Record::Master(Master {
+                    id,
+                    title,
+                    main_release,
+                    year,
+                    artists,
+                    genres,
+                    styles,
+                    notes,
+                    data_quality,
+                    videos,
+                    images,
+                })
+            },
+        )
 }
 
 fn release_label() -> impl Strategy<Value = ReleaseLabel<'static>> {
@@ -108,16 +204,23 @@ fn release_label() -> impl Strategy<Value = ReleaseLabel<'static>> {
 }
 
 fn track() -> impl Strategy<Value = Track<'static>> {
-    let leaf = (opt_text(), text(), opt_text(), list(credit()), list(credit())).prop_map(
-        |(position, title, duration, artists, extra_artists)| Track {
-            position,
-            title,
-            duration,
-            artists,
-            extra_artists,
-            sub_tracks: Vec::new(),
-        },
-    );
+    let leaf = (
+        opt_text(),
+        text(),
+        opt_text(),
+        list(credit()),
+        list(credit()),
+    )
+        .prop_map(
+            |(position, title, duration, artists, extra_artists)| Track {
+                position,
+                title,
+                duration,
+                artists,
+                extra_artists,
+                sub_tracks: Vec::new(),
+            },
+        );
     leaf.prop_recursive(2, 6, 3, |inner| {
         (opt_text(), text(), vec(inner, 0..3)).prop_map(|(position, title, sub_tracks)| Track {
             position,
@@ -132,22 +235,65 @@ fn release() -> impl Strategy<Value = Record<'static>> {
     let qty = prop_oneof![
         Just(None),
         (1u32..20).prop_map(|n| Some(Cow::Owned(n.to_string()))),
-        Just(Some(Cow::Borrowed("1000000000000000000000000000000000000000000000000000"))),
+        Just(Some(Cow::Borrowed(
+            "1000000000000000000000000000000000000000000000000000"
+        ))),
     ];
-    let format = (text(), qty, opt_text(), list(nonempty()))
-        .prop_map(|(name, qty, text, descriptions)| Format { name, qty, text, descriptions });
-    let released = prop_oneof![opt_text(), "[12][0-9]{3}(-[01][0-9]-[0-3][0-9])?".prop_map(|s| Some(Cow::Owned(s)))];
-    let identifier = (opt_text(), opt_text(), opt_text()).prop_map(|(kind, description, value)| Identifier { kind, description, value });
-    let company = (id(), text(), opt_text(), option::of(any::<u32>()), opt_text(), opt_text()).prop_map(
-        |(id, name, catno, entity_type, entity_type_name, resource_url)| Company { id, name, catno, entity_type, entity_type_name, resource_url },
-    );
+    let format =
+        (text(), qty, opt_text(), list(nonempty())).prop_map(|(name, qty, text, descriptions)| {
+            Format {
+                name,
+                qty,
+                text,
+                descriptions,
+            }
+        });
+    let released = prop_oneof![
+        opt_text(),
+        "[12][0-9]{3}(-[01][0-9]-[0-3][0-9])?".prop_map(|s| Some(Cow::Owned(s)))
+    ];
+    let identifier =
+        (opt_text(), opt_text(), opt_text()).prop_map(|(kind, description, value)| Identifier {
+            kind,
+            description,
+            value,
+        });
+    let company = (
+        id(),
+        text(),
+        opt_text(),
+        option::of(any::<u32>()),
+        opt_text(),
+        opt_text(),
+    )
+        .prop_map(
+            |(id, name, catno, entity_type, entity_type_name, resource_url)| Company {
+                id,
+                name,
+                catno,
+                entity_type,
+                entity_type_name,
+                resource_url,
+            },
+        );
     (
         (any::<u64>(), opt_text(), text()),
-        (list(credit()), list(release_label()), list(release_label()), list(credit())),
+        (
+            list(credit()),
+            list(release_label()),
+            list(release_label()),
+            list(credit()),
+        ),
         (list(format), list(nonempty()), list(nonempty())),
         (opt_text(), released, opt_text(), opt_text()),
         (id(), any::<bool>()),
-        (list(track()), list(identifier), list(video()), list(company), list(image())),
+        (
+            list(track()),
+            list(identifier),
+            list(video()),
+            list(company),
+            list(image()),
+        ),
     )
         .prop_map(
             |(
@@ -192,7 +338,11 @@ fn any_record() -> impl Strategy<Value = Record<'static>> {
 }
 
 fn layout() -> impl Strategy<Value = Layout> {
-    (prop_oneof![Just(Era::E1), Just(Era::E2), Just(Era::E3)], any::<bool>()).prop_map(|(era, pretty)| Layout { era, pretty })
+    (
+        prop_oneof![Just(Era::E1), Just(Era::E2), Just(Era::E3)],
+        any::<bool>(),
+    )
+        .prop_map(|(era, pretty)| Layout { era, pretty })
 }
 
 fn read_back(record: &Record<'_>, layout: Layout) -> Vec<discogs_parse::ParsedRecord<'static>> {
@@ -200,7 +350,12 @@ fn read_back(record: &Record<'_>, layout: Layout) -> Vec<discogs_parse::ParsedRe
     writer.write(record).unwrap();
     writer.write(record).unwrap();
     let bytes = writer.finish().unwrap();
-    let reader = DumpReader::from_reader(std::io::Cursor::new(bytes), "generated", ReadOptions::default()).unwrap();
+    let reader = DumpReader::from_reader(
+        std::io::Cursor::new(bytes),
+        "generated",
+        ReadOptions::default(),
+    )
+    .unwrap();
     reader.map(|r| r.expect("generated XML parses")).collect()
 }
 
@@ -237,8 +392,15 @@ proptest! {
 
 #[test]
 fn write_record_writes_one_line() {
-    let record = Record::Label(Label { id: 5, name: "A & B".into(), ..Label::default() });
+    let record = Record::Label(Label {
+        id: 5,
+        name: "A & B".into(),
+        ..Label::default()
+    });
     let mut out = Vec::new();
     write_record(&record, Layout::new(Era::E3), &mut out);
-    assert_eq!(String::from_utf8(out).unwrap(), "<label><id>5</id><name>A &amp; B</name></label>");
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "<label><id>5</id><name>A &amp; B</name></label>"
+    );
 }
