@@ -69,3 +69,8 @@ pub fn parse_record(kind: RecordKind, xml: &str) -> Result<Record<'_>, RecordErr
         message: e.message.into_owned(),
     })
 }
+
+/// The code in the repository's README, compiled as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

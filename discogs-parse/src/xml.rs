@@ -106,6 +106,21 @@ fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
 
+/// `s` without XML white space at either end (byte-wise: the four are ASCII, so the
+/// cuts fall on character boundaries).
+#[inline]
+fn trim(s: &str) -> &str {
+    let b = s.as_bytes();
+    let Some(start) = b.iter().position(|&c| !is_space(c)) else {
+        return "";
+    };
+    let end = b
+        .iter()
+        .rposition(|&c| !is_space(c))
+        .map_or(start, |e| e + 1);
+    &s[start..end]
+}
+
 impl<'a> Tokenizer<'a> {
     pub(crate) fn new(src: &'a str) -> Self {
         Self {
@@ -133,8 +148,7 @@ impl<'a> Tokenizer<'a> {
                     let Some(gt) = bytes[name_start..].iter().position(|&b| b == b'>') else {
                         return err(lt, "end tag is not closed");
                     };
-                    let name = self.src[name_start..name_start + gt]
-                        .trim_end_matches(|c| is_space(c as u8));
+                    let name = trim(&self.src[name_start..name_start + gt]);
                     self.pos = name_start + gt + 1;
                     return Ok((text, Tag::End(name)));
                 }
@@ -374,7 +388,7 @@ impl<'a> Iterator for Attrs<'a> {
                 return None;
             }
             let eq = self.pos + memchr(b'=', &bytes[self.pos..])?;
-            let name = self.src[self.pos..eq].trim_matches(|c| is_space(c as u8));
+            let name = trim(&self.src[self.pos..eq]);
             let mut q = eq + 1;
             while q < bytes.len() && is_space(bytes[q]) {
                 q += 1;
@@ -401,7 +415,7 @@ impl<'a> Iterator for Attrs<'a> {
 /// forbids dropped, and XML white space trimmed from both ends. Borrows the input
 /// when nothing needs changing.
 pub(crate) fn decode_text(raw: &str) -> Cow<'_, str> {
-    let trimmed = raw.trim_matches(|c| is_space(c as u8));
+    let trimmed = trim(raw);
     if !needs_decoding(trimmed.as_bytes()) {
         return Cow::Borrowed(trimmed);
     }
@@ -437,7 +451,7 @@ pub(crate) fn decode_text(raw: &str) -> Cow<'_, str> {
         }
     }
     push_after_cr(&mut out, rest, &mut after_cr);
-    let t = out.trim_matches(|c: char| c.is_ascii() && is_space(c as u8));
+    let t = trim(&out);
     if t.len() == out.len() {
         Cow::Owned(out)
     } else {
