@@ -361,8 +361,10 @@ pub fn require(service: Service) -> Option<Config> {
 pub fn skip(reason: &str) {
     let thread = std::thread::current();
     let test = thread.name().unwrap_or("test");
-    // Written to the stream itself: `eprintln!` output of a passing test would be captured and lost.
-    let _ = writeln!(std::io::stderr().lock(), "skipped {test}: {reason}");
+    // Written to the stream itself (`eprintln!` output of a passing test would be captured and lost),
+    // in one write so the line does not interleave with libtest's own output.
+    let line = format!("\nskipped {test}: {reason}\n");
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
 /// A suffix unique to this call, machine-wide: `[0-9a-z]`, at most 20 characters. Built from the
