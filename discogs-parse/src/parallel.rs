@@ -221,17 +221,16 @@ fn work<T, F>(
 {
     for (seq, chunk) in jobs {
         let result = panic::catch_unwind(AssertUnwindSafe(|| {
-            let mut repaired = 0;
+            let before = parser.repaired;
             let items = chunk
                 .spans
                 .iter()
-                .map(|(offset, range)| {
-                    let (result, fixed) = parser.parse(&chunk.data[range.clone()], *offset);
-                    repaired += u64::from(fixed);
-                    result.map(f)
-                })
+                .map(|(offset, range)| parser.parse(&chunk.data[range.clone()], *offset).map(f))
                 .collect();
-            Output::Records { items, repaired }
+            Output::Records {
+                items,
+                repaired: parser.repaired - before,
+            }
         }));
         let output = result.unwrap_or_else(Output::Panic);
         let stop = matches!(output, Output::Panic(_));

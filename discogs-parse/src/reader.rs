@@ -1,6 +1,5 @@
 //! The dump reader: input handling (files, gzip), record parsing with recovery, hashing.
 
-use std::borrow::Cow;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 
@@ -148,6 +147,8 @@ pub(crate) struct RecordParser {
     kind: RecordKind,
     file: Arc<str>,
     hasher: RecordHasher,
+    /// Records that needed repair (invalid UTF-8 or control characters).
+    pub(crate) repaired: u64,
 }
 
 /// `true` when `bytes` holds a C0 control character other than tab, LF and CR.
@@ -165,33 +166,37 @@ impl RecordParser {
             kind,
             file,
             hasher: RecordHasher::new(),
+            repaired: 0,
         }
     }
 
-    /// Parses one record; the bool says whether it needed repair.
+    /// Parses one record. Records that needed repair are counted in `repaired`.
+    #[inline]
     pub(crate) fn parse<'a>(
         &mut self,
         bytes: &'a [u8],
         offset: u64,
-    ) -> (Result<ParsedRecord<'a>, RecordError>, bool) {
-        let mut text = match std::str::from_utf8(bytes) {
-            Ok(s) => Cow::Borrowed(s),
-            Err(_) => String::from_utf8_lossy(bytes),
-        };
-        if has_forbidden_controls(text.as_bytes()) {
-            text = Cow::Owned(
-                text.chars()
-                    .filter(|&c| !(c < '\u{20}' && !matches!(c, '\t' | '\n' | '\r')))
-                    .collect(),
-            );
+    ) -> Result<ParsedRecord<'a>, RecordError> {
+        if let Ok(src) = std::str::from_utf8(bytes) {
+            if !has_forbidden_controls(bytes) {
+                return self.parse_str(src, offset);
+            }
         }
-        match text {
-            Cow::Borrowed(src) => (self.parse_str(src, offset), false),
-            Cow::Owned(src) => (
-                self.parse_str(&src, offset).map(ParsedRecord::into_owned),
-                true,
-            ),
-        }
+        self.parse_repaired(bytes, offset)
+    }
+
+    #[cold]
+    fn parse_repaired(
+        &mut self,
+        bytes: &[u8],
+        offset: u64,
+    ) -> Result<ParsedRecord<'static>, RecordError> {
+        self.repaired += 1;
+        let text: String = String::from_utf8_lossy(bytes)
+            .chars()
+            .filter(|&c| !(c < '\u{20}' && !matches!(c, '\t' | '\n' | '\r')))
+            .collect();
+        self.parse_str(&text, offset).map(ParsedRecord::into_owned)
     }
 
     fn parse_str<'a>(
@@ -247,7 +252,6 @@ pub struct DumpReader {
     options: ReadOptions,
     input_bytes: Arc<AtomicU64>,
     errors: u64,
-    repaired: u64,
     done: bool,
 }
 
@@ -319,7 +323,6 @@ impl DumpReader {
             options,
             input_bytes,
             errors: 0,
-            repaired: 0,
             done: false,
         })
     }
@@ -344,7 +347,7 @@ impl DumpReader {
             xml_bytes: self.splitter.offset(),
             records: self.splitter.records,
             errors: self.errors,
-            repaired: self.repaired,
+            repaired: self.parser.repaired,
         }
     }
 
@@ -367,10 +370,10 @@ impl DumpReader {
                 return Some(Err(e));
             }
         };
-        let (result, repaired) = self.parser.parse(self.splitter.bytes(&span), span.offset);
-        if repaired {
-            self.repaired += 1;
-            note_repair(self.splitter.file(), span.offset, self.repaired);
+        let repaired_before = self.parser.repaired;
+        let result = self.parser.parse(self.splitter.bytes(&span), span.offset);
+        if self.parser.repaired != repaired_before {
+            note_repair(self.splitter.file(), span.offset, self.parser.repaired);
         }
         match result {
             Ok(parsed) => Some(Ok(parsed)),
