@@ -10,11 +10,12 @@
 //! * The stream starts with the 18 bytes `discogs-record-v1\0`, then one byte for the
 //!   kind (`1` artist, `2` label, `3` master, `4` release).
 //! * Then the record's fields in the order they are declared in the struct, recursively:
-//!   - an integer is 8 bytes, unsigned little-endian (whatever its Rust width);
+//!   - an integer is unsigned LEB128 (7 bits per byte, low bits first, high bit set on
+//!     every byte but the last), whatever its Rust width;
 //!   - a `bool` is one byte, `0` or `1`;
-//!   - a string is its UTF-8 length as 8 bytes little-endian, then its bytes;
+//!   - a string is its UTF-8 length in bytes (LEB128), then its bytes;
 //!   - an `Option` is `0` for `None`, or `1` followed by the value;
-//!   - a list is its length as 8 bytes little-endian, then each item in order.
+//!   - a list is its length (LEB128), then each item in order.
 //!
 //! The parser normalises before the encoding sees anything: text is trimmed, CRLF and
 //! lone CR become LF, empty text is `None`, empty lists and absent lists are both empty,
@@ -32,6 +33,16 @@ use crate::Record;
 /// Prefix of every canonical encoding; changing the encoding means a new version here.
 pub const CANONICAL_PREFIX: &[u8; 18] = b"discogs-record-v1\0";
 
+/// Appends `n` as unsigned LEB128.
+#[inline]
+fn leb128(mut n: u64, out: &mut Vec<u8>) {
+    while n >= 0x80 {
+        out.push(n.to_le_bytes()[0] | 0x80);
+        n >>= 7;
+    }
+    out.push(n.to_le_bytes()[0]);
+}
+
 /// A value with a canonical byte encoding (see the [module docs](self)).
 pub trait Canonical {
     /// Appends the canonical encoding of `self` to `out`.
@@ -40,7 +51,7 @@ pub trait Canonical {
 
 impl Canonical for u64 {
     fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.to_le_bytes());
+        leb128(*self, out);
     }
 }
 
@@ -219,5 +230,66 @@ impl RecordHasher {
             self.buf = Vec::new();
         }
         RecordHash(digest.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Artist, EntityRef, Record};
+
+    #[test]
+    fn leb128_integers() {
+        let mut out = Vec::new();
+        for n in [0u64, 1, 127, 128, 300, u64::MAX] {
+            n.encode(&mut out);
+        }
+        assert_eq!(
+            out,
+            [
+                0, 1, 127, 0x80, 1, 0xac, 2, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                1
+            ]
+        );
+    }
+
+    /// The exact bytes of a small record: a change here changes every stored hash.
+    #[test]
+    fn canonical_bytes_are_stable() {
+        let artist = Artist {
+            id: 300,
+            name: "Ab".into(),
+            aliases: vec![EntityRef {
+                id: Some(2),
+                name: "C".into(),
+            }],
+            ..Artist::default()
+        };
+        let record = Record::Artist(artist);
+        let mut hasher = RecordHasher::new();
+        let mut expected = CANONICAL_PREFIX.to_vec();
+        expected.extend_from_slice(&[
+            1, // kind: artist
+            0xac, 2, // id 300
+            2, b'A', b'b', // name
+            0, 0, 0, // real_name, profile, data_quality: None
+            0, 0, // urls, name_variations: empty
+            1, 1, 2, 1, b'C', // aliases: [Some(2), "C"]
+            0, 0, 0, // members, groups, images: empty
+        ]);
+        assert_eq!(hasher.canonical_bytes(&record), expected.as_slice());
+        // SHA-256 of `expected`, computed independently (Python hashlib).
+        assert_eq!(
+            hasher.hash(&record).to_hex(),
+            "ef3ff8b86509e9a8ccc589c2f1973dd0cfabfebfe22245e7dc7006e05a1c07f3"
+        );
+    }
+
+    #[test]
+    fn hash_hex_round_trip() {
+        let h = RecordHash::of(&Record::Artist(Artist::default()));
+        assert_eq!(h.to_hex().parse::<RecordHash>().unwrap(), h);
+        assert!("xyz".parse::<RecordHash>().is_err());
+        assert_eq!(serde_json::to_string(&h).unwrap(), format!("\"{h}\""));
     }
 }

@@ -4,7 +4,9 @@ use std::fmt;
 use std::str::FromStr;
 
 /// Which of the four dump files a record comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum RecordKind {
     /// `discogs_YYYYMMDD_artists.xml.gz`, records `<artist>`.
@@ -84,6 +86,7 @@ impl FromStr for RecordKind {
 
     /// Accepts the singular or plural, in any case.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::from_element(s.to_ascii_lowercase().as_bytes()).ok_or_else(|| UnknownKind(s.to_owned()))
+        Self::from_element(s.to_ascii_lowercase().as_bytes())
+            .ok_or_else(|| UnknownKind(s.to_owned()))
     }
 }

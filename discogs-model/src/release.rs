@@ -183,6 +183,8 @@ pub fn year_from_released(released: &str) -> Option<u16> {
     if !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let year = digits.iter().fold(0u16, |acc, d| acc * 10 + u16::from(d - b'0'));
+    let year = digits
+        .iter()
+        .fold(0u16, |acc, d| acc * 10 + u16::from(d - b'0'));
     (year != 0).then_some(year)
 }
