@@ -33,7 +33,10 @@ fn main() -> ExitCode {
 }
 
 /// Every (id, hash) of a dump, read on all cores; malformed records are reported and skipped.
-fn hashes(path: &str, mut each: impl FnMut(u64, RecordHash)) -> Result<discogs_parse::RecordKind, Error> {
+fn hashes(
+    path: &str,
+    mut each: impl FnMut(u64, RecordHash),
+) -> Result<discogs_parse::RecordKind, Error> {
     let reader = DumpReader::open(path)?;
     let kind = reader.kind();
     let workers = std::thread::available_parallelism().map_or(2, usize::from);

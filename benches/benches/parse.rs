@@ -15,10 +15,18 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use discogs_benches::generate::Generator;
-use discogs_parse::{parse_record, write_record, DumpReader, DumpWriter, Era, Layout, ParallelReader, ReadOptions, RecordKind};
+use discogs_parse::{
+    parse_record, write_record, DumpReader, DumpWriter, Era, Layout, ParallelReader, ReadOptions,
+    RecordKind,
+};
 
 fn generated(kind: RecordKind, bytes: usize) -> Arc<[u8]> {
-    let mut w = DumpWriter::new(Vec::with_capacity(bytes + (1 << 20)), kind, Layout::new(Era::E3)).unwrap();
+    let mut w = DumpWriter::new(
+        Vec::with_capacity(bytes + (1 << 20)),
+        kind,
+        Layout::new(Era::E3),
+    )
+    .unwrap();
     let mut written = 0;
     let mut scratch = Vec::new();
     for record in Generator::new(kind, 7) {
@@ -34,10 +42,14 @@ fn generated(kind: RecordKind, bytes: usize) -> Arc<[u8]> {
 }
 
 fn real(rel: &str) -> Option<Arc<[u8]>> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures").join(rel);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/fixtures")
+        .join(rel);
     let raw = std::fs::read(path).ok()?;
     let mut out = Vec::new();
-    flate2::read::MultiGzDecoder::new(&raw[..]).read_to_end(&mut out).ok()?;
+    flate2::read::MultiGzDecoder::new(&raw[..])
+        .read_to_end(&mut out)
+        .ok()?;
     Some(out.into())
 }
 
@@ -49,7 +61,9 @@ fn gzip(xml: &[u8]) -> Arc<[u8]> {
 }
 
 fn count_sequential(input: &Arc<[u8]>) -> u64 {
-    let mut reader = DumpReader::from_reader(Cursor::new(input.clone()), "bench", ReadOptions::default()).unwrap();
+    let mut reader =
+        DumpReader::from_reader(Cursor::new(input.clone()), "bench", ReadOptions::default())
+            .unwrap();
     let mut n = 0;
     while let Some(r) = reader.next_record() {
         std::hint::black_box(r.unwrap().hash);
@@ -59,14 +73,23 @@ fn count_sequential(input: &Arc<[u8]>) -> u64 {
 }
 
 fn count_parallel(input: &Arc<[u8]>) -> u64 {
-    let reader = DumpReader::from_reader(Cursor::new(input.clone()), "bench", ReadOptions::default()).unwrap();
-    ParallelReader::new(reader, 2, |p| p.hash).map(|h| std::hint::black_box(h.unwrap())).count() as u64
+    let reader =
+        DumpReader::from_reader(Cursor::new(input.clone()), "bench", ReadOptions::default())
+            .unwrap();
+    ParallelReader::new(reader, 2, |p| p.hash)
+        .map(|h| std::hint::black_box(h.unwrap()))
+        .count() as u64
 }
 
 fn files(c: &mut Criterion) {
     let mut inputs: Vec<(String, Arc<[u8]>)> = RecordKind::ALL
         .iter()
-        .map(|&k| (format!("generated-{}", k.plural()), generated(k, 20_000_000)))
+        .map(|&k| {
+            (
+                format!("generated-{}", k.plural()),
+                generated(k, 20_000_000),
+            )
+        })
         .collect();
     for (name, rel) in [
         ("real-releases-2025-11", "nicolascalo__discogs_lakehouse_graph_data_platform/discogs_20251101_releases_sample_100000.xml.gz"),
@@ -80,9 +103,13 @@ fn files(c: &mut Criterion) {
     group.sample_size(10);
     for (name, xml) in &inputs {
         group.throughput(Throughput::Bytes(xml.len() as u64));
-        group.bench_with_input(BenchmarkId::new("sequential-xml", name), xml, |b, xml| b.iter(|| count_sequential(xml)));
+        group.bench_with_input(BenchmarkId::new("sequential-xml", name), xml, |b, xml| {
+            b.iter(|| count_sequential(xml))
+        });
         let gz = gzip(xml);
-        group.bench_with_input(BenchmarkId::new("parallel2-gz", name), &gz, |b, gz| b.iter(|| count_parallel(gz)));
+        group.bench_with_input(BenchmarkId::new("parallel2-gz", name), &gz, |b, gz| {
+            b.iter(|| count_parallel(gz))
+        });
     }
     group.finish();
 }
@@ -94,9 +121,13 @@ fn one_record(c: &mut Criterion) {
     let xml = String::from_utf8(xml).unwrap();
     let mut group = c.benchmark_group("record");
     group.throughput(Throughput::Bytes(xml.len() as u64));
-    group.bench_function("parse-release", |b| b.iter(|| parse_record(RecordKind::Release, std::hint::black_box(&xml)).unwrap()));
+    group.bench_function("parse-release", |b| {
+        b.iter(|| parse_record(RecordKind::Release, std::hint::black_box(&xml)).unwrap())
+    });
     let mut hasher = discogs_model::RecordHasher::new();
-    group.bench_function("hash-release", |b| b.iter(|| hasher.hash(std::hint::black_box(&record))));
+    group.bench_function("hash-release", |b| {
+        b.iter(|| hasher.hash(std::hint::black_box(&record)))
+    });
     group.finish();
 }
 

@@ -19,8 +19,8 @@
 use std::borrow::Cow;
 
 use discogs_model::{
-    Artist, Company, Credit, EntityRef, Format, Identifier, Label, Master, Record, RecordKind, Release, ReleaseLabel,
-    Track, Video,
+    Artist, Company, Credit, EntityRef, Format, Identifier, Label, Master, Record, RecordKind,
+    Release, ReleaseLabel, Track, Video,
 };
 
 /// SplitMix64: small, fast, and good enough for test data.
@@ -72,29 +72,122 @@ impl Rng {
 }
 
 const SYLLABLES: &[&str] = &[
-    "ka", "lo", "mi", "ne", "ra", "to", "su", "vi", "de", "an", "el", "or", "un", "ber", "son", "ton", "mar", "lin",
-    "strom", "nez", "o", "der", "ska", "rock", "funk", "dub", "tech", "no", "house", "jazz", "soul", "vox",
+    "ka", "lo", "mi", "ne", "ra", "to", "su", "vi", "de", "an", "el", "or", "un", "ber", "son",
+    "ton", "mar", "lin", "strom", "nez", "o", "der", "ska", "rock", "funk", "dub", "tech", "no",
+    "house", "jazz", "soul", "vox",
 ];
 const WORDS: &[&str] = &[
-    "the", "of", "and", "in", "love", "night", "dance", "remix", "original", "mix", "version", "edit", "live",
-    "sound", "system", "music", "records", "vol.", "part", "dream", "city", "blue", "red", "black", "&", "feat.",
-    "[a=Someone]", "[l=Label]", "(2)", "at", "on", "for", "with", "from",
+    "the",
+    "of",
+    "and",
+    "in",
+    "love",
+    "night",
+    "dance",
+    "remix",
+    "original",
+    "mix",
+    "version",
+    "edit",
+    "live",
+    "sound",
+    "system",
+    "music",
+    "records",
+    "vol.",
+    "part",
+    "dream",
+    "city",
+    "blue",
+    "red",
+    "black",
+    "&",
+    "feat.",
+    "[a=Someone]",
+    "[l=Label]",
+    "(2)",
+    "at",
+    "on",
+    "for",
+    "with",
+    "from",
 ];
 /// Non-ASCII syllables and words: rare, as in the dumps (about 0.3-0.5% of the bytes
 /// of the real excerpts are not ASCII).
 const ACCENTED: &[&str] = &["ström", "ñez", "ø", "ä", "é", "ü"];
 const FOREIGN: &[&str] = &["Ⅱ", "Москва", "東京", "São", "Köln", "Ελλάδα"];
-const GENRES: &[&str] = &["Electronic", "Rock", "Pop", "Jazz", "Funk / Soul", "Hip Hop", "Classical", "Latin", "Reggae"];
-const STYLES: &[&str] = &[
-    "House", "Techno", "Deep House", "Ambient", "Synth-pop", "Disco", "Punk", "Indie Rock", "Soul", "Dub", "Trance",
+const GENRES: &[&str] = &[
+    "Electronic",
+    "Rock",
+    "Pop",
+    "Jazz",
+    "Funk / Soul",
+    "Hip Hop",
+    "Classical",
+    "Latin",
+    "Reggae",
 ];
-const FORMATS: &[&str] = &["Vinyl", "CD", "File", "Cassette", "CDr", "Box Set", "DVD", "Shellac"];
-const DESCRIPTIONS: &[&str] = &["12\"", "33 ⅓ RPM", "LP", "Album", "Single", "EP", "Compilation", "Reissue", "Stereo"];
-const COUNTRIES: &[&str] = &["US", "UK", "Germany", "France", "Netherlands", "Japan", "Sweden", "Europe", "Italy"];
-const QUALITY: &[&str] = &["Needs Vote", "Correct", "Complete and Correct", "Needs Minor Changes"];
-const ROLES: &[&str] =
-    &["Written-By", "Producer", "Mastered By", "Lacquer Cut By", "Design", "Photography By", "Mixed By", "Remix"];
-const ID_TYPES: &[&str] = &["Barcode", "Matrix / Runout", "Rights Society", "Label Code", "Mastering SID Code"];
+const STYLES: &[&str] = &[
+    "House",
+    "Techno",
+    "Deep House",
+    "Ambient",
+    "Synth-pop",
+    "Disco",
+    "Punk",
+    "Indie Rock",
+    "Soul",
+    "Dub",
+    "Trance",
+];
+const FORMATS: &[&str] = &[
+    "Vinyl", "CD", "File", "Cassette", "CDr", "Box Set", "DVD", "Shellac",
+];
+const DESCRIPTIONS: &[&str] = &[
+    "12\"",
+    "33 ⅓ RPM",
+    "LP",
+    "Album",
+    "Single",
+    "EP",
+    "Compilation",
+    "Reissue",
+    "Stereo",
+];
+const COUNTRIES: &[&str] = &[
+    "US",
+    "UK",
+    "Germany",
+    "France",
+    "Netherlands",
+    "Japan",
+    "Sweden",
+    "Europe",
+    "Italy",
+];
+const QUALITY: &[&str] = &[
+    "Needs Vote",
+    "Correct",
+    "Complete and Correct",
+    "Needs Minor Changes",
+];
+const ROLES: &[&str] = &[
+    "Written-By",
+    "Producer",
+    "Mastered By",
+    "Lacquer Cut By",
+    "Design",
+    "Photography By",
+    "Mixed By",
+    "Remix",
+];
+const ID_TYPES: &[&str] = &[
+    "Barcode",
+    "Matrix / Runout",
+    "Rights Society",
+    "Label Code",
+    "Mastering SID Code",
+];
 const COMPANY_ROLES: &[(u32, &str)] = &[
     (17, "Pressed By"),
     (21, "Published By"),
@@ -109,7 +202,11 @@ type S = Cow<'static, str>;
 fn name(rng: &mut Rng, syllables: usize) -> String {
     let mut s = String::new();
     for i in 0..syllables {
-        let syl = if rng.chance(0.01) { rng.pick(ACCENTED) } else { rng.pick(SYLLABLES) };
+        let syl = if rng.chance(0.01) {
+            rng.pick(ACCENTED)
+        } else {
+            rng.pick(SYLLABLES)
+        };
         if i == 0 {
             let mut c = syl.chars();
             if let Some(first) = c.next() {
@@ -177,7 +274,9 @@ fn credit(rng: &mut Rng, role: bool) -> Credit<'static> {
         anv: maybe(rng, if role { 0.34 } else { 0.1 }, person),
         join: None,
         role: role.then(|| rng.pick(ROLES).into()),
-        tracks: maybe(rng, if role { 0.09 } else { 0.0 }, |r| format!("A{}, B{}", 1 + r.below(3), 1 + r.below(3)).into()),
+        tracks: maybe(rng, if role { 0.09 } else { 0.0 }, |r| {
+            format!("A{}, B{}", 1 + r.below(3), 1 + r.below(3)).into()
+        }),
     }
 }
 
@@ -196,7 +295,13 @@ fn credits(rng: &mut Rng, (mean, max): (f64, usize), role: bool) -> Vec<Credit<'
 
 fn video(rng: &mut Rng) -> Video<'static> {
     Video {
-        src: Some(format!("https://www.youtube.com/watch?v={:011x}", rng.next_u64() >> 20).into()),
+        src: Some(
+            format!(
+                "https://www.youtube.com/watch?v={:011x}",
+                rng.next_u64() >> 20
+            )
+            .into(),
+        ),
         duration: Some(u32::try_from(rng.below(600)).unwrap_or(0)),
         embed: true,
         title: Some(words(rng, 4)),
@@ -214,15 +319,29 @@ fn release(rng: &mut Rng, id_: u64) -> Release<'static> {
         }
         .into()
     });
-    let year = released.as_deref().and_then(discogs_model::year_from_released);
+    let year = released
+        .as_deref()
+        .and_then(discogs_model::year_from_released);
     let n_tracks = rng.count(5.0, 1, 40);
     let tracklist = (0..n_tracks)
         .map(|i| Track {
-            position: Some(format!("{}{}", if i < n_tracks / 2 { 'A' } else { 'B' }, 1 + i % 6).into()),
+            position: Some(
+                format!("{}{}", if i < n_tracks / 2 { 'A' } else { 'B' }, 1 + i % 6).into(),
+            ),
             title: title(rng),
-            duration: maybe(rng, 0.69, |r| format!("{}:{:02}", 2 + r.below(6), r.below(60)).into()),
-            artists: if rng.chance(0.27) { credits(rng, (1.0, 1), false) } else { Vec::new() },
-            extra_artists: if rng.chance(0.3) { credits(rng, (1.5, 6), true) } else { Vec::new() },
+            duration: maybe(rng, 0.69, |r| {
+                format!("{}:{:02}", 2 + r.below(6), r.below(60)).into()
+            }),
+            artists: if rng.chance(0.27) {
+                credits(rng, (1.0, 1), false)
+            } else {
+                Vec::new()
+            },
+            extra_artists: if rng.chance(0.3) {
+                credits(rng, (1.5, 6), true)
+            } else {
+                Vec::new()
+            },
             sub_tracks: Vec::new(),
         })
         .collect();
@@ -236,23 +355,39 @@ fn release(rng: &mut Rng, id_: u64) -> Release<'static> {
             .map(|_| ReleaseLabel {
                 id: Some(id(rng, 2_500_000)),
                 name: words(rng, 2),
-                catno: Some(format!("{}{:03}", name(rng, 1).to_uppercase(), rng.below(1000)).into()),
+                catno: Some(
+                    format!("{}{:03}", name(rng, 1).to_uppercase(), rng.below(1000)).into(),
+                ),
             })
             .collect(),
         series: if rng.chance(0.07) {
-            vec![ReleaseLabel { id: Some(id(rng, 2_500_000)), name: words(rng, 2), catno: Some("Vol. 1".into()) }]
+            vec![ReleaseLabel {
+                id: Some(id(rng, 2_500_000)),
+                name: words(rng, 2),
+                catno: Some("Vol. 1".into()),
+            }]
         } else {
             Vec::new()
         },
-        extra_artists: if rng.chance(0.82) { credits(rng, (2.4, 60), true) } else { Vec::new() },
+        extra_artists: if rng.chance(0.82) {
+            credits(rng, (2.4, 60), true)
+        } else {
+            Vec::new()
+        },
         formats: vec![Format {
             name: rng.pick(FORMATS).into(),
             qty: Some(format!("{}", 1 + rng.below(2)).into()),
             text: maybe(rng, 0.2, |r| r.pick(&["Red", "180g", "Gatefold"]).into()),
-            descriptions: (0..rng.count(2.0, 1, 5)).map(|_| S::from(rng.pick(DESCRIPTIONS))).collect(),
+            descriptions: (0..rng.count(2.0, 1, 5))
+                .map(|_| S::from(rng.pick(DESCRIPTIONS)))
+                .collect(),
         }],
-        genres: (0..rng.count(1.05, 1, 3)).map(|_| S::from(rng.pick(GENRES))).collect(),
-        styles: (0..rng.count(2.0, 1, 5)).map(|_| S::from(rng.pick(STYLES))).collect(),
+        genres: (0..rng.count(1.05, 1, 3))
+            .map(|_| S::from(rng.pick(GENRES)))
+            .collect(),
+        styles: (0..rng.count(2.0, 1, 5))
+            .map(|_| S::from(rng.pick(STYLES)))
+            .collect(),
         country: Some(rng.pick(COUNTRIES).into()),
         released,
         year,
@@ -266,17 +401,24 @@ fn release(rng: &mut Rng, id_: u64) -> Release<'static> {
                 .map(|_| Identifier {
                     kind: Some(rng.pick(ID_TYPES).into()),
                     description: maybe(rng, 0.68, |r| words(r, 2)),
-                    value: Some(format!("{} {:04}", name(rng, 2).to_uppercase(), rng.below(10_000)).into()),
+                    value: Some(
+                        format!("{} {:04}", name(rng, 2).to_uppercase(), rng.below(10_000)).into(),
+                    ),
                 })
                 .collect()
         } else {
             Vec::new()
         },
-        videos: if rng.chance(0.81) { (0..rng.count(2.2, 1, 20)).map(|_| video(rng)).collect() } else { Vec::new() },
+        videos: if rng.chance(0.81) {
+            (0..rng.count(2.2, 1, 20)).map(|_| video(rng)).collect()
+        } else {
+            Vec::new()
+        },
         companies: if rng.chance(0.76) {
             (0..rng.count(2.5, 1, 15))
                 .map(|_| {
-                    let (entity_type, role) = COMPANY_ROLES[usize::try_from(rng.below(COMPANY_ROLES.len() as u64)).unwrap_or(0)];
+                    let (entity_type, role) = COMPANY_ROLES
+                        [usize::try_from(rng.below(COMPANY_ROLES.len() as u64)).unwrap_or(0)];
                     let cid = id(rng, 2_500_000);
                     Company {
                         id: Some(cid),
@@ -298,7 +440,12 @@ fn release(rng: &mut Rng, id_: u64) -> Release<'static> {
 /// `(mean, max)` references, at least one.
 fn refs(rng: &mut Rng, (mean, max): (f64, usize)) -> Vec<EntityRef<'static>> {
     let n = rng.count(mean, 1, max);
-    (0..n).map(|_| EntityRef { id: Some(id(rng, 10_000_000)), name: person(rng) }).collect()
+    (0..n)
+        .map(|_| EntityRef {
+            id: Some(id(rng, 10_000_000)),
+            name: person(rng),
+        })
+        .collect()
 }
 
 fn artist(rng: &mut Rng, id_: u64) -> Artist<'static> {
@@ -309,14 +456,37 @@ fn artist(rng: &mut Rng, id_: u64) -> Artist<'static> {
         profile: maybe(rng, 0.5, |r| prose(r, 160)),
         data_quality: Some(rng.pick(QUALITY).into()),
         urls: if rng.chance(0.3) {
-            (0..rng.count(1.5, 1, 8)).map(|i| S::from(format!("https://www.{}.com/{i}", name(rng, 3).to_lowercase()))).collect()
+            (0..rng.count(1.5, 1, 8))
+                .map(|i| {
+                    S::from(format!(
+                        "https://www.{}.com/{i}",
+                        name(rng, 3).to_lowercase()
+                    ))
+                })
+                .collect()
         } else {
             Vec::new()
         },
-        name_variations: if rng.chance(0.4) { (0..rng.count(2.0, 1, 10)).map(|_| person(rng)).collect() } else { Vec::new() },
-        aliases: if rng.chance(0.2) { refs(rng, (1.5, 10)) } else { Vec::new() },
-        members: if rng.chance(0.05) { refs(rng, (3.0, 12)) } else { Vec::new() },
-        groups: if rng.chance(0.15) { refs(rng, (1.5, 8)) } else { Vec::new() },
+        name_variations: if rng.chance(0.4) {
+            (0..rng.count(2.0, 1, 10)).map(|_| person(rng)).collect()
+        } else {
+            Vec::new()
+        },
+        aliases: if rng.chance(0.2) {
+            refs(rng, (1.5, 10))
+        } else {
+            Vec::new()
+        },
+        members: if rng.chance(0.05) {
+            refs(rng, (3.0, 12))
+        } else {
+            Vec::new()
+        },
+        groups: if rng.chance(0.15) {
+            refs(rng, (1.5, 8))
+        } else {
+            Vec::new()
+        },
         images: Vec::new(),
     }
 }
@@ -328,10 +498,22 @@ fn label(rng: &mut Rng, id_: u64) -> Label<'static> {
         contact_info: maybe(rng, 0.2, |r| prose(r, 80)),
         profile: maybe(rng, 0.4, |r| prose(r, 200)),
         data_quality: Some(rng.pick(QUALITY).into()),
-        parent_label: rng.chance(0.15).then(|| EntityRef { id: Some(id(rng, 2_500_000)), name: words(rng, 2) }),
-        urls: if rng.chance(0.3) { vec![format!("https://{}.example", name(rng, 3).to_lowercase()).into()] } else { Vec::new() },
+        parent_label: rng.chance(0.15).then(|| EntityRef {
+            id: Some(id(rng, 2_500_000)),
+            name: words(rng, 2),
+        }),
+        urls: if rng.chance(0.3) {
+            vec![format!("https://{}.example", name(rng, 3).to_lowercase()).into()]
+        } else {
+            Vec::new()
+        },
         sublabels: if rng.chance(0.1) {
-            (0..rng.count(2.0, 1, 20)).map(|_| EntityRef { id: Some(id(rng, 2_500_000)), name: words(rng, 2) }).collect()
+            (0..rng.count(2.0, 1, 20))
+                .map(|_| EntityRef {
+                    id: Some(id(rng, 2_500_000)),
+                    name: words(rng, 2),
+                })
+                .collect()
         } else {
             Vec::new()
         },
@@ -348,13 +530,23 @@ fn master(rng: &mut Rng, id_: u64) -> Master<'static> {
         id: id_,
         title: title(rng),
         main_release: Some(id(rng, 30_000_000)),
-        year: rng.chance(0.99).then(|| u16::try_from(1950 + rng.below(75)).unwrap_or(2000)),
+        year: rng
+            .chance(0.99)
+            .then(|| u16::try_from(1950 + rng.below(75)).unwrap_or(2000)),
         artists,
-        genres: (0..rng.count(1.05, 1, 3)).map(|_| S::from(rng.pick(GENRES))).collect(),
-        styles: (0..rng.count(2.0, 1, 5)).map(|_| S::from(rng.pick(STYLES))).collect(),
+        genres: (0..rng.count(1.05, 1, 3))
+            .map(|_| S::from(rng.pick(GENRES)))
+            .collect(),
+        styles: (0..rng.count(2.0, 1, 5))
+            .map(|_| S::from(rng.pick(STYLES)))
+            .collect(),
         notes: maybe(rng, 0.13, |r| prose(r, 120)),
         data_quality: Some(rng.pick(QUALITY).into()),
-        videos: if rng.chance(0.45) { (0..rng.count(2.5, 1, 30)).map(|_| video(rng)).collect() } else { Vec::new() },
+        videos: if rng.chance(0.45) {
+            (0..rng.count(2.5, 1, 30)).map(|_| video(rng)).collect()
+        } else {
+            Vec::new()
+        },
         images: Vec::new(),
     }
 }
@@ -371,7 +563,11 @@ impl Generator {
     /// A generator of `kind` records from `seed`.
     #[must_use]
     pub fn new(kind: RecordKind, seed: u64) -> Self {
-        Self { kind, rng: Rng::new(seed ^ u64::from(kind.code())), next_id: 1 }
+        Self {
+            kind,
+            rng: Rng::new(seed ^ u64::from(kind.code())),
+            next_id: 1,
+        }
     }
 
     /// The next record.

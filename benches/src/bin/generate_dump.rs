@@ -57,7 +57,11 @@ fn main() -> ExitCode {
     }
     match write(kind, size, &args[2], seed, era) {
         Ok((records, bytes)) => {
-            println!("{}: {records} {kind}, {bytes} bytes of XML, {} bytes per record", args[2], bytes / records.max(1));
+            println!(
+                "{}: {records} {kind}, {bytes} bytes of XML, {} bytes per record",
+                args[2],
+                bytes / records.max(1)
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -67,10 +71,19 @@ fn main() -> ExitCode {
     }
 }
 
-fn write(kind: RecordKind, size: u64, out: &str, seed: u64, era: Era) -> std::io::Result<(u64, u64)> {
+fn write(
+    kind: RecordKind,
+    size: u64,
+    out: &str,
+    seed: u64,
+    era: Era,
+) -> std::io::Result<(u64, u64)> {
     let file = BufWriter::with_capacity(1 << 20, File::create(out)?);
     let sink: Box<dyn Write> = if out.ends_with(".gz") {
-        Box::new(flate2::write::GzEncoder::new(file, flate2::Compression::new(6)))
+        Box::new(flate2::write::GzEncoder::new(
+            file,
+            flate2::Compression::new(6),
+        ))
     } else {
         Box::new(file)
     };
