@@ -4,6 +4,7 @@
 mod bad_input;
 mod fixtures;
 mod fuzzing;
+mod names;
 mod quirks;
 mod records;
 mod roundtrip;
