@@ -364,7 +364,11 @@ pub fn skip(reason: &str) {
     // Written to the stream itself (`eprintln!` output of a passing test would be captured and lost),
     // in one write so the line does not interleave with libtest's own output.
     let line = format!("\nskipped {test}: {reason}\n");
-    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    // A closed stderr leaves nothing better to do than to go on.
+    std::io::stderr()
+        .lock()
+        .write_all(line.as_bytes())
+        .unwrap_or(());
 }
 
 /// A suffix unique to this call, machine-wide: `[0-9a-z]`, at most 20 characters. Built from the
@@ -475,9 +479,9 @@ fn percent_decode(s: &str) -> String {
     while i < bytes.len() {
         if bytes[i] == b'%' && i + 2 < bytes.len() {
             if let Some(v) = std::str::from_utf8(&bytes[i + 1..i + 3])
-            .ok()
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok())
-        {
+                .ok()
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+            {
                 out.push(v);
                 i += 3;
                 continue;
@@ -522,10 +526,16 @@ mod tests {
         assert_eq!(amqp.path(), Some("/"));
 
         let redis = Config::parse(Service::Redis, Service::Redis.default_url()).unwrap();
-        assert_eq!((redis.port(), redis.username(), redis.path()), (6379, None, Some("0")));
+        assert_eq!(
+            (redis.port(), redis.username(), redis.path()),
+            (6379, None, Some("0"))
+        );
 
         let neo = Config::parse(Service::Neo4j, Service::Neo4j.default_url()).unwrap();
-        assert_eq!((neo.host(), neo.port(), neo.path()), ("127.0.0.1", 7687, None));
+        assert_eq!(
+            (neo.host(), neo.port(), neo.path()),
+            ("127.0.0.1", 7687, None)
+        );
     }
 
     #[test]
@@ -558,8 +568,14 @@ mod tests {
         assert_ne!(a, b);
         for name in [a.schema(), a.database(), a.queue_prefix(), a.label()] {
             assert!(name.len() <= 63, "{name}");
-            assert!(name.starts_with(|c: char| c.is_ascii_alphabetic()), "{name}");
-            assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'), "{name}");
+            assert!(
+                name.starts_with(|c: char| c.is_ascii_alphabetic()),
+                "{name}"
+            );
+            assert!(
+                name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                "{name}"
+            );
         }
         assert!(a.id().starts_with("mytestnamewithstuff_"), "{}", a.id());
         assert!(a.key("k").starts_with("test:mytestnamewithstuff_"));
