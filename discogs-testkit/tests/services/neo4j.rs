@@ -5,7 +5,10 @@ use neo4rs::{query, BoltType, ConfigBuilder, Graph};
 
 use crate::{within, TestResult};
 
-async fn count(graph: &Graph, cypher: &str) -> Result<i64, Box<dyn std::error::Error + Send + Sync>> {
+async fn count(
+    graph: &Graph,
+    cypher: &str,
+) -> Result<i64, Box<dyn std::error::Error + Send + Sync>> {
     let mut rows = graph.execute(query(cypher)).await?;
     let row = rows.next().await?.ok_or("no row")?;
     Ok(row.get::<i64>("n")?)

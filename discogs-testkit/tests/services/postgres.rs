@@ -67,9 +67,14 @@ async fn postgres_user_may_create_a_database() -> TestResult {
     let db = Scope::new("pg_createdb").database();
     within("postgres", async {
         let client = connect(pg.url()).await?;
-        client.batch_execute(&format!("CREATE DATABASE {db}")).await?;
+        client
+            .batch_execute(&format!("CREATE DATABASE {db}"))
+            .await?;
         let exists: i64 = client
-            .query_one("SELECT count(*) FROM pg_database WHERE datname = $1", &[&db])
+            .query_one(
+                "SELECT count(*) FROM pg_database WHERE datname = $1",
+                &[&db],
+            )
             .await?
             .get(0);
         client.batch_execute(&format!("DROP DATABASE {db}")).await?;

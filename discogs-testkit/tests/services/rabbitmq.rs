@@ -21,7 +21,10 @@ async fn rabbitmq_publish_with_confirm_consume_ack() -> TestResult {
 
         // A durable quorum queue, the kind the pipeline declares.
         let mut args = FieldTable::default();
-        args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+        args.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString("quorum".into()),
+        );
         channel
             .queue_declare(
                 queue.as_str().into(),
@@ -53,7 +56,10 @@ async fn rabbitmq_publish_with_confirm_consume_ack() -> TestResult {
             .await?
             .await?;
         assert!(confirm.is_ack(), "broker nacked the message: {confirm:?}");
-        assert!(confirm.take_message().is_none(), "message was returned as unroutable");
+        assert!(
+            confirm.take_message().is_none(),
+            "message was returned as unroutable"
+        );
 
         let mut consumer = channel
             .basic_consume(
