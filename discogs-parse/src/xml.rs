@@ -81,6 +81,30 @@ fn find_byte(needle: u8, hay: &[u8]) -> Option<usize> {
     memchr(needle, &hay[SHORT..]).map(|i| i + SHORT)
 }
 
+/// Bytes that end the plain part of a text: `<`, `&`, CR.
+static TEXT_END: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'<' as usize] = true;
+    t[b'&' as usize] = true;
+    t[b'\r' as usize] = true;
+    t
+};
+
+/// Position of the first `<`, `&` or CR in `hay`: a table-driven loop over the first
+/// bytes (most text in the dumps is short), then `memchr3`.
+#[inline]
+fn find_text_end(hay: &[u8]) -> Option<usize> {
+    const SHORT: usize = 24;
+    let head = &hay[..hay.len().min(SHORT)];
+    if let Some(i) = head.iter().position(|&b| TEXT_END[usize::from(b)]) {
+        return Some(i);
+    }
+    if hay.len() <= SHORT {
+        return None;
+    }
+    memchr3(b'<', b'&', b'\r', &hay[SHORT..]).map(|i| i + SHORT)
+}
+
 /// Whether `text` holds a `&` or a CR (the only bytes that make decoding allocate).
 #[inline]
 fn needs_decoding(text: &[u8]) -> bool {
@@ -240,19 +264,21 @@ impl<'a> Tokenizer<'a> {
         if start.empty {
             return Ok(Cow::Borrowed(""));
         }
-        // Fast path: text, then exactly `</name>`.
+        // Fast path: text, then exactly `</name>`. The scan stops at the first `<`, `&`
+        // or CR, so text that reaches `<` first needs no decoding, only trimming.
         let bytes = self.src.as_bytes();
-        if let Some(rel) = find_byte(b'<', &bytes[self.pos..]) {
+        if let Some(rel) = find_text_end(&bytes[self.pos..]) {
             let lt = self.pos + rel;
             let name = start.name.as_bytes();
             let after = lt + 2 + name.len();
-            if bytes.get(lt + 1) == Some(&b'/')
+            if bytes[lt] == b'<'
+                && bytes.get(lt + 1) == Some(&b'/')
                 && bytes.get(after) == Some(&b'>')
                 && &bytes[lt + 2..after] == name
             {
                 let raw = &self.src[self.pos..lt];
                 self.pos = after + 1;
-                return Ok(decode_text(raw));
+                return Ok(Cow::Borrowed(trim(raw)));
             }
         }
         let (raw, tag) = self.next_tag()?;
