@@ -1,0 +1,567 @@
+//! [`PgSink`]: the write path (hash lookup, binary COPY into staging, one upsert).
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::pin::pin;
+
+use discogs_model::{Record, RecordHash, RecordKind, Sink, SinkOutcome, SinkRecord};
+use futures_util::future::join_all;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::{Client, NoTls, Transaction};
+
+use crate::jsonb::JsonbText;
+use crate::schema::{self, column_list, columns, table};
+use crate::{PgSinkConfig, PgSinkError};
+
+/// Below this many rows to write, a batch uses one connection.
+const PARALLEL_MIN_ROWS: usize = 512;
+
+/// SQL text prepared once per kind.
+#[derive(Debug)]
+struct KindSql {
+    lookup: String,
+    copy_stage: String,
+    copy_direct: String,
+    upsert: String,
+    record_ids: String,
+    select_one: String,
+}
+
+impl KindSql {
+    fn new(schema: &str, kind: RecordKind) -> Self {
+        let t = table(kind);
+        let cols = column_list(kind);
+        let set: Vec<String> = columns(kind)
+            .iter()
+            .skip(1)
+            .map(|(c, _)| format!("{c} = EXCLUDED.{c}"))
+            .collect();
+        Self {
+            lookup: format!("SELECT id, sha256 FROM \"{schema}\".{t} WHERE id = ANY($1)"),
+            copy_stage: format!("COPY stage_{t} ({cols}) FROM STDIN (FORMAT binary)"),
+            copy_direct: format!("COPY \"{schema}\".{t} ({cols}) FROM STDIN (FORMAT binary)"),
+            upsert: format!(
+                "WITH w AS (
+                    INSERT INTO \"{schema}\".{t} AS t ({cols}) SELECT {cols} FROM stage_{t}
+                    ON CONFLICT (id) DO UPDATE SET {set}, updated_at = now()
+                    WHERE t.sha256 IS DISTINCT FROM EXCLUDED.sha256
+                    RETURNING (xmax = 0) AS inserted
+                 ) SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM w",
+                set = set.join(", ")
+            ),
+            record_ids: format!(
+                "INSERT INTO \"{schema}\".extraction_ids (extraction, kind, ids) VALUES ($1, $2, $3)"
+            ),
+            select_one: format!("SELECT sha256, data::text FROM \"{schema}\".{t} WHERE id = $1"),
+        }
+    }
+}
+
+/// A [`Sink`] writing the four kinds into PostgreSQL tables.
+///
+/// Built by [`PgSink::new`] without any I/O; the first call that needs the server connects
+/// [`PgSinkConfig::streams`] connections and applies the schema migrations.
+///
+/// # The write path
+///
+/// For each batch: drop repeated ids (the last occurrence wins), look up the stored hashes
+/// of the batch's ids (one indexed query), and stop there for records whose hash is
+/// unchanged. The rest are JSON-encoded, sent by binary COPY into a temporary staging
+/// table, and moved by one `INSERT … SELECT … ON CONFLICT (id) DO UPDATE … WHERE
+/// t.sha256 IS DISTINCT FROM EXCLUDED.sha256`, which also keeps a concurrent replica's
+/// unchanged rows from being rewritten. Large batches are split between the connections,
+/// each part in its own transaction, all committed before `write_batch` returns.
+///
+/// In first-load mode ([`PgSink::begin_first_load`]) rows are copied straight into the
+/// table, whose secondary indexes are built afterwards by [`PgSink::finish_first_load`].
+#[derive(Debug)]
+pub struct PgSink {
+    pub(crate) config: PgSinkConfig,
+    pg: tokio_postgres::Config,
+    pub(crate) clients: Vec<Client>,
+    migrated: bool,
+    sql: [KindSql; 4],
+    first_load: [bool; 4],
+    pub(crate) extraction: Option<String>,
+    json: Vec<u8>,
+}
+
+fn slot(kind: RecordKind) -> usize {
+    usize::from(kind.code() - 1)
+}
+
+pub(crate) fn big(id: u64) -> Result<i64, PgSinkError> {
+    i64::try_from(id).map_err(|_| PgSinkError::IdOutOfRange(id))
+}
+
+fn big_opt(id: Option<u64>) -> Result<Option<i64>, PgSinkError> {
+    id.map(big).transpose()
+}
+
+impl PgSink {
+    /// Checks `config` and builds the sink. Does no I/O.
+    ///
+    /// # Errors
+    ///
+    /// [`PgSinkError::Config`] when a value is out of range or the URL does not parse.
+    pub fn new(config: PgSinkConfig) -> Result<Self, PgSinkError> {
+        let pg = config.validate()?;
+        let sql = RecordKind::ALL.map(|k| KindSql::new(&config.schema, k));
+        Ok(Self {
+            config,
+            pg,
+            clients: Vec::new(),
+            migrated: false,
+            sql,
+            first_load: [false; 4],
+            extraction: None,
+            json: Vec::new(),
+        })
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &PgSinkConfig {
+        &self.config
+    }
+
+    /// Records the ids of every batch written from now on under `extraction` (the dump
+    /// version, e.g. `20251101`), for [`PgSink::purge`]; `None` stops recording.
+    pub fn set_extraction(&mut self, extraction: Option<String>) {
+        self.extraction = extraction;
+    }
+
+    /// Connects (when not connected, or when a connection was lost) and migrates.
+    ///
+    /// # Panics
+    ///
+    /// Outside a Tokio runtime (the connections are spawned on it).
+    pub(crate) async fn connect(&mut self) -> Result<(), PgSinkError> {
+        if self.clients.iter().any(Client::is_closed) {
+            self.clients.clear();
+        }
+        if !self.clients.is_empty() {
+            return Ok(());
+        }
+        let mut clients = Vec::with_capacity(self.config.streams);
+        for _ in 0..self.config.streams {
+            let (client, connection) =
+                self.pg.connect(NoTls).await.map_err(PgSinkError::Connect)?;
+            tokio::spawn(async move {
+                if let Err(error) = connection.await {
+                    tracing::warn!(%error, "PostgreSQL connection ended.");
+                }
+            });
+            clients.push(client);
+        }
+        let schema = self.config.schema.clone();
+        if !self.migrated {
+            schema::migrate(&mut clients[0], &schema).await?;
+            self.migrated = true;
+        }
+        let mut session = String::from(
+            "DO $$ BEGIN SET default_toast_compression = 'lz4'; \
+             EXCEPTION WHEN OTHERS THEN NULL; END $$;\n",
+        );
+        for kind in RecordKind::ALL {
+            session.push_str(&schema::staging_sql(&schema, kind));
+        }
+        for client in &clients {
+            client
+                .batch_execute(&session)
+                .await
+                .map_err(PgSinkError::pg("preparing the session"))?;
+        }
+        self.clients = clients;
+        Ok(())
+    }
+
+    /// Connects and applies the migrations now rather than at the first write.
+    ///
+    /// # Errors
+    ///
+    /// When the server cannot be reached or a migration fails.
+    pub async fn migrate(&mut self) -> Result<(), PgSinkError> {
+        self.connect().await
+    }
+
+    /// Starts a first load of `kind` when its table is empty: drops its secondary indexes
+    /// and from then on copies rows straight into the table. Returns whether the mode
+    /// started (`false`: the table holds rows, writes stay on the upsert path).
+    ///
+    /// A replayed batch during a first load hits the primary key; that batch then falls
+    /// back to the upsert path, so writes stay idempotent.
+    ///
+    /// # Errors
+    ///
+    /// When the server cannot be reached or refuses the statements.
+    pub async fn begin_first_load(&mut self, kind: RecordKind) -> Result<bool, PgSinkError> {
+        self.connect().await?;
+        let schema = &self.config.schema;
+        let t = table(kind);
+        let client = &self.clients[0];
+        let empty: bool = client
+            .query_one(
+                &format!("SELECT NOT EXISTS (SELECT 1 FROM \"{schema}\".{t})"),
+                &[],
+            )
+            .await
+            .map_err(PgSinkError::pg("checking the table is empty"))?
+            .get(0);
+        if !empty {
+            tracing::info!(kind = %kind, "Table holds rows; no first-load mode.");
+            return Ok(false);
+        }
+        client
+            .batch_execute(&schema::drop_indexes_sql(schema, kind))
+            .await
+            .map_err(PgSinkError::pg("dropping indexes for a first load"))?;
+        self.first_load[slot(kind)] = true;
+        tracing::info!(kind = %kind, "First load started; secondary indexes dropped.");
+        Ok(true)
+    }
+
+    /// Ends a first load of `kind`: builds the secondary indexes (those missing) and
+    /// analyzes the table. Safe to call at any time, e.g. after a crashed first load.
+    ///
+    /// # Errors
+    ///
+    /// When the server cannot be reached or an index cannot be built.
+    pub async fn finish_first_load(&mut self, kind: RecordKind) -> Result<(), PgSinkError> {
+        self.connect().await?;
+        let schema = &self.config.schema;
+        let sql = format!(
+            "SET maintenance_work_mem = '256MB';\n{}ANALYZE \"{schema}\".{};",
+            schema::create_indexes_sql(schema, kind),
+            table(kind)
+        );
+        self.clients[0]
+            .batch_execute(&sql)
+            .await
+            .map_err(PgSinkError::pg("building indexes after a first load"))?;
+        self.first_load[slot(kind)] = false;
+        tracing::info!(kind = %kind, "First load finished; indexes built.");
+        Ok(())
+    }
+
+    /// The record stored for `id` of `kind`, decoded from its JSONB, with its stored hash.
+    ///
+    /// # Errors
+    ///
+    /// When the server cannot be reached, or the stored JSON does not decode.
+    pub async fn get(
+        &mut self,
+        kind: RecordKind,
+        id: u64,
+    ) -> Result<Option<(Record<'static>, RecordHash)>, PgSinkError> {
+        self.connect().await?;
+        let row = self.clients[0]
+            .query_opt(&self.sql[slot(kind)].select_one, &[&big(id)?])
+            .await
+            .map_err(PgSinkError::pg("reading a record"))?;
+        let Some(row) = row else { return Ok(None) };
+        let sha: &[u8] = row.get(0);
+        let text: &str = row.get(1);
+        let decode = |source| PgSinkError::Decode { id, source };
+        let record = match kind {
+            RecordKind::Artist => Record::Artist(serde_json::from_str(text).map_err(decode)?),
+            RecordKind::Label => Record::Label(serde_json::from_str(text).map_err(decode)?),
+            RecordKind::Master => Record::Master(serde_json::from_str(text).map_err(decode)?),
+            RecordKind::Release => Record::Release(serde_json::from_str(text).map_err(decode)?),
+        };
+        let hash = RecordHash(sha.try_into().unwrap_or([0; 32]));
+        Ok(Some((record, hash)))
+    }
+
+    async fn write(
+        &mut self,
+        kind: RecordKind,
+        records: &[SinkRecord<'_>],
+    ) -> Result<SinkOutcome, PgSinkError> {
+        // Checks that need no server first: a bad batch is refused before any I/O.
+        let mut last: HashMap<i64, usize> = HashMap::with_capacity(records.len());
+        for (i, r) in records.iter().enumerate() {
+            if r.record.kind() != kind {
+                return Err(PgSinkError::KindMismatch {
+                    expected: kind,
+                    found: r.record.kind(),
+                    id: r.record.id(),
+                });
+            }
+            last.insert(big(r.record.id())?, i);
+        }
+        let total = records.len() as u64;
+        if records.is_empty() {
+            return Ok(SinkOutcome::default());
+        }
+        // Keep the last occurrence of each id, in batch order.
+        let unique: Vec<(i64, &SinkRecord<'_>)> = records
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| {
+                let id = i64::try_from(r.record.id()).ok()?;
+                (last.get(&id) == Some(&i)).then_some((id, r))
+            })
+            .collect();
+        let ids: Vec<i64> = unique.iter().map(|(id, _)| *id).collect();
+        self.connect().await?;
+
+        let mut committed = 0;
+        if self.first_load[slot(kind)] {
+            let rows: Vec<&SinkRecord<'_>> = unique.iter().map(|(_, r)| *r).collect();
+            match self.copy_parts(kind, &rows, true).await {
+                Ok((inserted, _)) => {
+                    self.record_ids(kind, &ids).await?;
+                    return Ok(SinkOutcome {
+                        inserted,
+                        updated: 0,
+                        unchanged: total - inserted,
+                    });
+                }
+                Err((done, e)) if e.sqlstate() == Some("23505") => {
+                    tracing::debug!(kind = %kind, "Batch already (partly) loaded; using the upsert path.");
+                    committed = done;
+                }
+                Err((_, e)) => return Err(e),
+            }
+        }
+
+        let stored = self.clients[0]
+            .query(&self.sql[slot(kind)].lookup, &[&ids])
+            .await
+            .map_err(PgSinkError::pg("looking up stored hashes"))?;
+        let stored: HashMap<i64, Vec<u8>> = stored
+            .into_iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect();
+        let to_write: Vec<&SinkRecord<'_>> = unique
+            .iter()
+            .filter(|(id, r)| {
+                stored.get(id).map(Vec::as_slice) != Some(r.hash.as_bytes().as_slice())
+            })
+            .map(|(_, r)| *r)
+            .collect();
+        let (inserted, updated) = if to_write.is_empty() {
+            (0, 0)
+        } else {
+            self.copy_parts(kind, &to_write, false)
+                .await
+                .map_err(|(_, e)| e)?
+        };
+        self.record_ids(kind, &ids).await?;
+        let inserted = inserted + committed;
+        Ok(SinkOutcome {
+            inserted,
+            updated,
+            unchanged: total - inserted - updated,
+        })
+    }
+
+    async fn record_ids(&mut self, kind: RecordKind, ids: &[i64]) -> Result<(), PgSinkError> {
+        if let Some(extraction) = &self.extraction {
+            self.clients[0]
+                .execute(
+                    &self.sql[slot(kind)].record_ids,
+                    &[extraction, &kind.plural(), &ids],
+                )
+                .await
+                .map_err(PgSinkError::pg("recording the batch's ids"))?;
+        }
+        Ok(())
+    }
+
+    /// Encodes `rows` and writes them over the connections in parallel. Returns `(inserted,
+    /// updated)`, or the first error with the rows that parts which did commit inserted.
+    async fn copy_parts(
+        &mut self,
+        kind: RecordKind,
+        rows: &[&SinkRecord<'_>],
+        direct: bool,
+    ) -> Result<(u64, u64), (u64, PgSinkError)> {
+        let mut json = std::mem::take(&mut self.json);
+        json.clear();
+        let mut ranges = Vec::with_capacity(rows.len());
+        for r in rows {
+            let start = json.len();
+            let encoded = match &r.record {
+                Record::Artist(x) => serde_json::to_writer(&mut json, x),
+                Record::Label(x) => serde_json::to_writer(&mut json, x),
+                Record::Master(x) => serde_json::to_writer(&mut json, x),
+                Record::Release(x) => serde_json::to_writer(&mut json, x),
+            };
+            if let Err(source) = encoded {
+                self.json = json;
+                return Err((
+                    0,
+                    PgSinkError::Encode {
+                        id: r.record.id(),
+                        source,
+                    },
+                ));
+            }
+            ranges.push(start..json.len());
+        }
+        let streams = if rows.len() < PARALLEL_MIN_ROWS {
+            1
+        } else {
+            self.clients.len()
+        };
+        let per = rows.len().div_ceil(streams);
+        let sql = &self.sql[slot(kind)];
+        let parts = self
+            .clients
+            .iter_mut()
+            .zip(rows.chunks(per).zip(ranges.chunks(per)))
+            .map(|(client, (rows, ranges))| {
+                write_part(client, sql, kind, rows, ranges, &json, direct)
+            });
+        let results = join_all(parts).await;
+        self.json = json;
+        let (mut inserted, mut updated, mut error) = (0, 0, None);
+        for result in results {
+            match result {
+                Ok((i, u)) => {
+                    inserted += i;
+                    updated += u;
+                }
+                Err(e) => error = error.or(Some(e)),
+            }
+        }
+        match error {
+            None => Ok((inserted, updated)),
+            Some(e) => Err((inserted, e)),
+        }
+    }
+
+    async fn health(&mut self) -> Result<(), PgSinkError> {
+        self.connect().await?;
+        for client in &self.clients {
+            client
+                .simple_query("SELECT 1")
+                .await
+                .map_err(PgSinkError::pg("health check"))?;
+        }
+        Ok(())
+    }
+}
+
+/// One transaction: COPY `rows` into the table (`direct`) or into staging followed by the
+/// upsert. Returns `(inserted, updated)`.
+async fn write_part(
+    client: &mut Client,
+    sql: &KindSql,
+    kind: RecordKind,
+    rows: &[&SinkRecord<'_>],
+    ranges: &[Range<usize>],
+    json: &[u8],
+    direct: bool,
+) -> Result<(u64, u64), PgSinkError> {
+    let tx = client
+        .transaction()
+        .await
+        .map_err(PgSinkError::pg("starting a transaction"))?;
+    let copy = if direct {
+        &sql.copy_direct
+    } else {
+        &sql.copy_stage
+    };
+    let copied = copy_rows(&tx, copy, kind, rows, ranges, json).await?;
+    let counts = if direct {
+        (copied, 0)
+    } else {
+        let row = tx
+            .query_one(&sql.upsert, &[])
+            .await
+            .map_err(PgSinkError::pg("upserting from staging"))?;
+        let (i, u): (i64, i64) = (row.get(0), row.get(1));
+        (i.unsigned_abs(), u.unsigned_abs())
+    };
+    tx.commit()
+        .await
+        .map_err(PgSinkError::pg("committing a batch"))?;
+    Ok(counts)
+}
+
+async fn copy_rows(
+    tx: &Transaction<'_>,
+    copy: &str,
+    kind: RecordKind,
+    rows: &[&SinkRecord<'_>],
+    ranges: &[Range<usize>],
+    json: &[u8],
+) -> Result<u64, PgSinkError> {
+    let pg = PgSinkError::pg;
+    let types: Vec<_> = columns(kind).iter().map(|(_, t)| t.clone()).collect();
+    let sink = tx.copy_in(copy).await.map_err(pg("starting COPY"))?;
+    let mut writer = pin!(BinaryCopyInWriter::new(sink, &types));
+    for (r, range) in rows.iter().zip(ranges) {
+        let id = big(r.record.id())?;
+        let sha: &[u8] = r.hash.as_bytes();
+        let data = JsonbText(&json[range.clone()]);
+        let written = match &r.record {
+            Record::Artist(a) => {
+                writer
+                    .as_mut()
+                    .write(&[&id, &sha, &a.name, &a.real_name, &data])
+                    .await
+            }
+            Record::Label(l) => {
+                let parent = big_opt(l.parent_label.as_ref().and_then(|p| p.id))?;
+                writer
+                    .as_mut()
+                    .write(&[&id, &sha, &l.name, &parent, &data])
+                    .await
+            }
+            Record::Master(m) => {
+                let year = m.year.map(i32::from);
+                let main = big_opt(m.main_release)?;
+                writer
+                    .as_mut()
+                    .write(&[
+                        &id, &sha, &m.title, &year, &main, &m.genres, &m.styles, &data,
+                    ])
+                    .await
+            }
+            Record::Release(r) => {
+                let year = r.year.map(i32::from);
+                let master = big_opt(r.master_id)?;
+                writer
+                    .as_mut()
+                    .write(&[
+                        &id,
+                        &sha,
+                        &r.title,
+                        &year,
+                        &r.released,
+                        &r.country,
+                        &r.status,
+                        &master,
+                        &r.genres,
+                        &r.styles,
+                        &data,
+                    ])
+                    .await
+            }
+        };
+        written.map_err(pg("sending COPY rows"))?;
+    }
+    writer.finish().await.map_err(pg("finishing COPY"))
+}
+
+impl Sink for PgSink {
+    type Error = PgSinkError;
+
+    fn write_batch(
+        &mut self,
+        kind: RecordKind,
+        records: &[SinkRecord<'_>],
+    ) -> impl std::future::Future<Output = Result<SinkOutcome, PgSinkError>> + Send {
+        self.write(kind, records)
+    }
+
+    fn health_check(
+        &mut self,
+    ) -> impl std::future::Future<Output = Result<(), PgSinkError>> + Send {
+        self.health()
+    }
+}
