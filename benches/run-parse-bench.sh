@@ -13,10 +13,11 @@ runs=${1:-3}
 data=target/bench-data
 mkdir -p "$data"
 
-cargo build --release -q -p discogs-benches --bin generate_dump
+cargo build --release -q -p discogs-benches --bin generate_dump --bin peer_disco_quick
 cargo build --release -q -p examples --example parse_dump
 gen=target/release/generate_dump
 parse=target/release/examples/parse_dump
+peer=target/release/peer_disco_quick
 
 make() { # make FILE KIND SIZE: generate FILE unless it exists
     [ -s "$1" ] || "$gen" "$2" "$3" "$1"
@@ -52,11 +53,14 @@ fi
 best() { # best MODE FILE: best of $runs runs
     local mode=$1 file=$2 line best_line="" best_rate=0 rss=0
     for _ in $(seq "$runs"); do
-        if [ "$mode" = parallel ]; then
-            line=$(/usr/bin/time -f "RSS %M" "$parse" --parallel 2 "$file" 2>&1)
-        else
-            line=$(/usr/bin/time -f "RSS %M" "$parse" "$file" 2>&1)
-        fi
+        case $mode in
+            parallel) line=$(/usr/bin/time -f "RSS %M" "$parse" --parallel 2 "$file" 2>&1) ;;
+            single) line=$(/usr/bin/time -f "RSS %M" "$parse" "$file" 2>&1) ;;
+            disco-quick)
+                local size
+                if [[ $file == *.gz ]]; then size=$(gzip -dc "$file" | wc -c); else size=$(stat -c %s "$file"); fi
+                line=$(/usr/bin/time -f "RSS %M" "$peer" "$file" "$size" 2>&1) ;;
+        esac
         rate=$(grep -o '[0-9]* MB/s' <<<"$line" | cut -d' ' -f1)
         r=$(grep -o 'RSS [0-9]*' <<<"$line" | cut -d' ' -f2)
         if [ "$rate" -gt "$best_rate" ]; then best_rate=$rate; best_line=$line; fi
@@ -67,12 +71,19 @@ best() { # best MODE FILE: best of $runs runs
     printf '| %-32s | %-8s | %8s MB/s | %16s | %6.1f MB |\n' "$(basename "$file")" "$mode" "$best_rate" "$recs" "$(echo "$rss/1024" | bc -l)"
 }
 
-echo "| input | mode | XML MB/s | records/s | peak RSS |"
+python3 -c "
+import hashlib, time
+d = b'x' * (200 << 20)
+t = time.time(); hashlib.sha256(d).digest()
+print('machine check: SHA-256 (OpenSSL, one core) %.0f MB/s' % (len(d) / (time.time() - t) / 1e6))"
+echo
+echo "| input | reader | XML MB/s | records/s | peak RSS |"
 echo "|---|---|---:|---:|---:|"
 for f in "$data"/gen_releases_1.2GB.xml "$data"/gen_artists_1GB.xml "$data"/real_releases_x50.xml "$data"/real_masters_x40.xml; do
     [ -s "$f" ] || continue
     best single "$f"
     best parallel "$f"
+    best disco-quick "$f"
 done
 for f in "$data"/gen_releases_1.2GB.xml.gz "$data"/real_releases_x50.xml.gz "$data"/gen_releases_2.2GB.xml.gz; do
     [ -s "$f" ] || continue
