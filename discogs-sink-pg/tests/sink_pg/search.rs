@@ -119,14 +119,37 @@ async fn full_text_search_and_views_answer() {
         .unwrap()
         .get(0);
     assert_eq!(genre, "Electronic");
-    // Genre containment uses the GIN index on the extracted array.
+    // Containment: styles on the extracted array, the record's facets on their GIN index.
     let n: i64 = db
         .client
-        .query_one(&q("SELECT count(*) FROM {s}.releases WHERE styles @> ARRAY['Deep House'] AND data @> '{\"country\": \"Sweden\"}'"), &[])
+        .query_one(
+            &q("SELECT count(*) FROM {s}.releases WHERE styles @> ARRAY['Deep House'] \
+                AND {s}.release_facets(data) @> '{\"country\": \"Sweden\", \"labels\": [{\"name\": \"Svek\"}]}'"),
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
-    assert!(n >= 1);
+    assert!(n >= 1, "containment query finds release 1");
+    db.client
+        .batch_execute("SET enable_seqscan = off")
+        .await
+        .unwrap();
+    let plan: Vec<String> = db
+        .client
+        .query(
+            &q("EXPLAIN SELECT id FROM {s}.releases WHERE {s}.release_facets(data) @> '{\"country\": \"Sweden\"}'"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(
+        plan.iter().any(|l| l.contains("releases_facets_idx")),
+        "facets index used: {plan:?}"
+    );
     db.drop_schema().await;
 }
 
