@@ -14,7 +14,7 @@ use crate::schema::{self, column_list, columns, table};
 use crate::{PgSinkConfig, PgSinkError};
 
 /// Below this many rows to write, a batch uses one connection.
-const PARALLEL_MIN_ROWS: usize = 512;
+const PARALLEL_MIN_ROWS: usize = 128;
 
 /// SQL text prepared once per kind.
 #[derive(Debug)]
