@@ -22,6 +22,11 @@
 //! All types implement serde's `Serialize` and `Deserialize`; empty fields are left out
 //! of the output.
 //!
+//! The [`Sink`] trait ([`sink`]) is what every database writer implements: batches of
+//! [`SinkRecord`]s of one kind in, a [`SinkOutcome`] (inserted, updated, unchanged) out,
+//! errors that say whether a retry can help ([`SinkError`]). With the feature
+//! `conformance`, the module `conformance` holds the test suite every sink must pass.
+//!
 //! ```
 //! use discogs_model::{Artist, Record, RecordKind};
 //!
@@ -43,6 +48,10 @@ mod master;
 mod parts;
 mod record;
 mod release;
+pub mod sink;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
 
 pub use artist::Artist;
 pub use hash::{Canonical, InvalidRecordHash, RecordHash, RecordHasher};
@@ -52,3 +61,4 @@ pub use master::Master;
 pub use parts::{Credit, EntityRef, Image, Video};
 pub use record::Record;
 pub use release::{year_from_released, Company, Format, Identifier, Release, ReleaseLabel, Track};
+pub use sink::{Sink, SinkError, SinkOutcome, SinkRecord};
