@@ -48,6 +48,11 @@ impl Rng {
         self.next_u64() % n
     }
 
+    /// A count in `0..n`.
+    pub fn upto(&mut self, n: usize) -> usize {
+        usize::try_from(self.below(n as u64)).unwrap_or(0)
+    }
+
     /// `true` with probability `p`.
     pub fn chance(&mut self, p: f64) -> bool {
         // 53 random bits as a fraction in [0, 1).
@@ -221,8 +226,8 @@ fn name(rng: &mut Rng, syllables: usize) -> String {
 }
 
 fn person(rng: &mut Rng) -> S {
-    let first = 2 + rng.below(2) as usize;
-    let last = 2 + rng.below(2) as usize;
+    let first = 2 + rng.upto(2);
+    let last = 2 + rng.upto(2);
     format!("{} {}", name(rng, first), name(rng, last)).into()
 }
 
@@ -247,7 +252,7 @@ fn words(rng: &mut Rng, n: usize) -> S {
 fn prose(rng: &mut Rng, chars: usize) -> S {
     let mut s = String::new();
     while s.len() < chars {
-        let n = 4 + rng.below(10) as usize;
+        let n = 4 + rng.upto(10);
         s.push_str(&words(rng, n));
         s.push_str(if rng.chance(0.2) { ".\r\n\r\n" } else { ". " });
     }
@@ -255,7 +260,7 @@ fn prose(rng: &mut Rng, chars: usize) -> S {
 }
 
 fn title(rng: &mut Rng) -> S {
-    let n = 1 + rng.below(4) as usize;
+    let n = 1 + rng.upto(4);
     words(rng, n)
 }
 

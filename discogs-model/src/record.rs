@@ -3,6 +3,9 @@
 use crate::{Artist, Label, Master, RecordHash, RecordKind, Release};
 
 /// A record of any of the four kinds.
+// Releases are the largest variant, and also the most common record (19 M of 34 M);
+// boxing them would add an allocation per record to save copies of a few hundred bytes.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", content = "record", rename_all = "lowercase")]
 pub enum Record<'a> {

@@ -194,7 +194,7 @@ impl RecordParser {
         self.repaired += 1;
         let text: String = String::from_utf8_lossy(bytes)
             .chars()
-            .filter(|&c| !(c < '\u{20}' && !matches!(c, '\t' | '\n' | '\r')))
+            .filter(|&c| c >= '\u{20}' || matches!(c, '\t' | '\n' | '\r'))
             .collect();
         self.parse_str(&text, offset).map(ParsedRecord::into_owned)
     }

@@ -158,35 +158,27 @@ impl<'a> Tokenizer<'a> {
     pub(crate) fn next_tag(&mut self) -> XmlResult<(&'a str, Tag<'a>)> {
         let bytes = self.src.as_bytes();
         let text_start = self.pos;
-        {
-            let Some(rel) = find_byte(b'<', &bytes[self.pos..]) else {
-                let text = &self.src[text_start..];
-                self.pos = bytes.len();
-                return Ok((text, Tag::Eof));
-            };
-            let lt = self.pos + rel;
-            let text = &self.src[text_start..lt];
-            match bytes.get(lt + 1) {
-                Some(b'/') => {
-                    let name_start = lt + 2;
-                    let Some(gt) = bytes[name_start..].iter().position(|&b| b == b'>') else {
-                        return err(lt, "end tag is not closed");
-                    };
-                    let name = trim(&self.src[name_start..name_start + gt]);
-                    self.pos = name_start + gt + 1;
-                    return Ok((text, Tag::End(name)));
-                }
-                Some(b'!') | Some(b'?') => {
-                    let tag = self.skip_markup(lt)?;
-                    return Ok((text, tag));
-                }
-                Some(_) => {
-                    let start = self.read_start(lt)?;
-                    return Ok((text, Tag::Start(start)));
-                }
-                None => return err(lt, "input ends after '<'"),
+        let Some(rel) = find_byte(b'<', &bytes[self.pos..]) else {
+            let text = &self.src[text_start..];
+            self.pos = bytes.len();
+            return Ok((text, Tag::Eof));
+        };
+        let lt = self.pos + rel;
+        let text = &self.src[text_start..lt];
+        let tag = match bytes.get(lt + 1) {
+            Some(b'/') => {
+                let name_start = lt + 2;
+                let Some(gt) = bytes[name_start..].iter().position(|&b| b == b'>') else {
+                    return err(lt, "end tag is not closed");
+                };
+                self.pos = name_start + gt + 1;
+                Tag::End(trim(&self.src[name_start..name_start + gt]))
             }
-        }
+            Some(b'!' | b'?') => self.skip_markup(lt)?,
+            Some(_) => Tag::Start(self.read_start(lt)?),
+            None => return err(lt, "input ends after '<'"),
+        };
+        Ok((text, tag))
     }
 
     /// Steps over `<!-- -->`, `<? ?>`, `<!DOCTYPE >`; returns CDATA content as a tag.
@@ -406,33 +398,31 @@ impl<'a> Iterator for Attrs<'a> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let bytes = self.src.as_bytes();
-        loop {
-            while self.pos < bytes.len() && is_space(bytes[self.pos]) {
-                self.pos += 1;
-            }
-            if self.pos >= bytes.len() {
-                return None;
-            }
-            let eq = self.pos + memchr(b'=', &bytes[self.pos..])?;
-            let name = trim(&self.src[self.pos..eq]);
-            let mut q = eq + 1;
-            while q < bytes.len() && is_space(bytes[q]) {
-                q += 1;
-            }
-            let quote = *bytes.get(q)?;
-            if quote != b'"' && quote != b'\'' {
-                // Unquoted value: take it up to the next space.
-                let end = bytes[q..]
-                    .iter()
-                    .position(|&b| is_space(b))
-                    .map_or(bytes.len(), |e| q + e);
-                self.pos = end;
-                return Some((name, &self.src[q..end]));
-            }
-            let close = q + 1 + memchr(quote, &bytes[q + 1..])?;
-            self.pos = close + 1;
-            return Some((name, &self.src[q + 1..close]));
+        while self.pos < bytes.len() && is_space(bytes[self.pos]) {
+            self.pos += 1;
         }
+        if self.pos >= bytes.len() {
+            return None;
+        }
+        let eq = self.pos + memchr(b'=', &bytes[self.pos..])?;
+        let name = trim(&self.src[self.pos..eq]);
+        let mut q = eq + 1;
+        while q < bytes.len() && is_space(bytes[q]) {
+            q += 1;
+        }
+        let quote = *bytes.get(q)?;
+        if quote != b'"' && quote != b'\'' {
+            // Unquoted value: take it up to the next space.
+            let end = bytes[q..]
+                .iter()
+                .position(|&b| is_space(b))
+                .map_or(bytes.len(), |e| q + e);
+            self.pos = end;
+            return Some((name, &self.src[q..end]));
+        }
+        let close = q + 1 + memchr(quote, &bytes[q + 1..])?;
+        self.pos = close + 1;
+        Some((name, &self.src[q + 1..close]))
     }
 }
 
