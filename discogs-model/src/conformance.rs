@@ -265,7 +265,7 @@ pub async fn dangling_references<H: Harness>(h: &mut H) {
     let release = SinkRecord::new(sample_release(42, "Dangling"));
     let outcome = expect_ok(
         "release first",
-        sink.write_batch(RecordKind::Release, &[release.clone()])
+        sink.write_batch(RecordKind::Release, std::slice::from_ref(&release))
             .await,
     );
     assert_eq!(outcome.inserted, 1);

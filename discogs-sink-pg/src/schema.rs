@@ -276,7 +276,10 @@ CREATE INDEX extraction_ids_extraction_kind_idx ON "{s}".extraction_ids (extract
 
 /// The migrations, in order: `(version, name, SQL for a schema)`. Never edit an applied
 /// one; add a new version.
-pub(crate) fn migrations() -> [(i32, &'static str, fn(&str) -> String); 4] {
+/// One migration: version, name, and the SQL for a schema name.
+pub(crate) type Migration = (i32, &'static str, fn(&str) -> String);
+
+pub(crate) fn migrations() -> [Migration; 4] {
     [
         (1, "tables", tables_sql),
         (2, "indexes", |s| {

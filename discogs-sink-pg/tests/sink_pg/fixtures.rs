@@ -60,7 +60,11 @@ async fn every_fixture_loads_and_reads_back_field_by_field() {
         let rows = db
             .count(&format!("SELECT count(*) FROM {{s}}.{}", kind.plural()))
             .await;
-        assert_eq!(rows, by_id.len() as i64, "{name}: rows = distinct ids");
+        assert_eq!(
+            rows,
+            i64::try_from(by_id.len()).unwrap(),
+            "{name}: rows = distinct ids"
+        );
         for (id, expected) in &by_id {
             let (record, hash) = sink
                 .get(kind, *id)
@@ -136,7 +140,8 @@ async fn reloading_the_same_files_writes_nothing() {
     let after_first = tuples_written(&db).await;
     assert!(written > 4000, "first load wrote {written}");
     assert_eq!(
-        after_first, written as i64,
+        after_first,
+        i64::try_from(written).unwrap(),
         "statistics count the first load's inserts"
     );
     let rewritten = load_files(&db, &dir, &files).await;
@@ -180,7 +185,7 @@ async fn newer_excerpt_updates_exactly_the_changed_releases() {
     assert_eq!(outcome.inserted, 0);
     assert_eq!(
         after - before,
-        differing as i64,
+        i64::try_from(differing).unwrap(),
         "tuples written by the update"
     );
     eprintln!(
