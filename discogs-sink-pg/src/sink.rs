@@ -350,6 +350,14 @@ impl PgSink {
         };
         self.record_ids(kind, &ids).await?;
         let inserted = inserted + committed;
+        tracing::debug!(
+            kind = %kind,
+            records = total,
+            inserted,
+            updated,
+            unchanged = total - inserted - updated,
+            "Batch written."
+        );
         Ok(SinkOutcome {
             inserted,
             updated,

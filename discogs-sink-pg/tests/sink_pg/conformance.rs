@@ -88,3 +88,44 @@ conformance_tests!(
     dangling_references,
     retry_classification
 );
+
+/// Data the server refuses (a NUL character in text) is a permanent error, classified from
+/// the SQLSTATE (class 22, data exception), and the batch writes nothing.
+#[tokio::test]
+async fn data_the_server_refuses_is_a_permanent_error() {
+    use discogs_model::{Artist, Sink, SinkRecord};
+    let Some(db) = TestDb::new("pg_refused").await else {
+        return;
+    };
+    let mut sink = db.sink();
+    let bad = SinkRecord::new(Record::Artist(Artist {
+        id: 1,
+        name: "Nul\0Name".into(),
+        ..Artist::default()
+    }));
+    let err = sink
+        .write_batch(RecordKind::Artist, &[bad])
+        .await
+        .expect_err("NUL in text refused");
+    let code = err.sqlstate().map(str::to_owned);
+    assert!(
+        code.as_deref().is_some_and(|c| c.starts_with("22")),
+        "SQLSTATE {code:?}: {err:?}"
+    );
+    assert!(!err.is_retriable(), "{err:?}");
+    assert_eq!(db.count("SELECT count(*) FROM {s}.artists").await, 0);
+    // The sink is still usable after the refused batch.
+    let good = SinkRecord::new(Record::Artist(Artist {
+        id: 2,
+        name: "Fine".into(),
+        ..Artist::default()
+    }));
+    assert_eq!(
+        sink.write_batch(RecordKind::Artist, &[good])
+            .await
+            .unwrap()
+            .inserted,
+        1
+    );
+    db.drop_schema().await;
+}
