@@ -356,6 +356,25 @@ pub fn require(service: Service) -> Option<Config> {
     }
 }
 
+/// The real dump excerpts: `../shared/fixtures` beside the project (see its `PROVENANCE.md`),
+/// or `None` after printing why the calling test is skipped.
+///
+/// # Panics
+///
+/// When `CI=true` and the folder is missing (CI never skips a test silently).
+pub fn shared_fixtures() -> Option<std::path::PathBuf> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures");
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    let message = format!("the real dump fixtures are missing at {}", dir.display());
+    if is_ci() {
+        panic!("CI=true: {message}");
+    }
+    skip(&message);
+    None
+}
+
 /// Prints `skipped <test>: <reason>` to the process's stderr, past libtest's output capture, so the
 /// reason shows in a plain `cargo test` run.
 pub fn skip(reason: &str) {

@@ -13,21 +13,7 @@ use std::path::{Path, PathBuf};
 
 use discogs_parse::{DumpReader, Error, ParsedRecord, ReadOptions, Record};
 
-/// `../shared/fixtures` beside the project, or `None` (with the reason printed) when it
-/// is absent. Under `CI=true` an absent folder fails the test instead.
-pub fn shared_fixtures() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures");
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "CI=true but the real dump fixtures are missing at {}",
-        dir.display()
-    );
-    eprintln!("SKIPPED: real dump fixtures not found at {}", dir.display());
-    None
-}
+pub use discogs_testkit::shared_fixtures;
 
 /// A file in the shared fixtures (`None` when the folder is absent).
 pub fn fixture(rel: &str) -> Option<PathBuf> {

@@ -9,7 +9,7 @@ mod fixtures;
 mod purge;
 mod search;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use discogs_model::{RecordKind, Sink, SinkOutcome, SinkRecord};
 use discogs_parse::{DumpReader, Error, ReadOptions};
@@ -75,20 +75,7 @@ pub(crate) async fn connect(url: &str) -> Client {
     client
 }
 
-/// `../shared/fixtures` beside the project, or `None` (reason printed; a failure under `CI=true`).
-pub(crate) fn shared_fixtures() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures");
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "CI=true but the real dump fixtures are missing at {}",
-        dir.display()
-    );
-    eprintln!("SKIPPED: real dump fixtures not found at {}", dir.display());
-    None
-}
+pub(crate) use discogs_testkit::shared_fixtures;
 
 /// Every record of a dump file (stopping at a fatal error, as for the truncated excerpt).
 pub(crate) fn read_records(path: &Path) -> (RecordKind, Vec<SinkRecord<'static>>) {
