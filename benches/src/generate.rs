@@ -268,6 +268,15 @@ fn id(rng: &mut Rng, max: u64) -> u64 {
     1 + rng.below(max)
 }
 
+/// `f(rng)` with probability `p`, else an empty list.
+fn some<T>(rng: &mut Rng, p: f64, f: impl FnOnce(&mut Rng) -> Vec<T>) -> Vec<T> {
+    if rng.chance(p) {
+        f(rng)
+    } else {
+        Vec::new()
+    }
+}
+
 fn maybe(rng: &mut Rng, p: f64, f: impl FnOnce(&mut Rng) -> S) -> Option<S> {
     rng.chance(p).then(|| f(rng))
 }
@@ -337,16 +346,8 @@ fn release(rng: &mut Rng, id_: u64) -> Release<'static> {
             duration: maybe(rng, 0.69, |r| {
                 format!("{}:{:02}", 2 + r.below(6), r.below(60)).into()
             }),
-            artists: if rng.chance(0.27) {
-                credits(rng, (1.0, 1), false)
-            } else {
-                Vec::new()
-            },
-            extra_artists: if rng.chance(0.3) {
-                credits(rng, (1.5, 6), true)
-            } else {
-                Vec::new()
-            },
+            artists: some(rng, 0.27, |rng| credits(rng, (1.0, 1), false)),
+            extra_artists: some(rng, 0.3, |rng| credits(rng, (1.5, 6), true)),
             sub_tracks: Vec::new(),
         })
         .collect();
@@ -365,20 +366,14 @@ fn release(rng: &mut Rng, id_: u64) -> Release<'static> {
                 ),
             })
             .collect(),
-        series: if rng.chance(0.07) {
+        series: some(rng, 0.07, |rng| {
             vec![ReleaseLabel {
                 id: Some(id(rng, 2_500_000)),
                 name: words(rng, 2),
                 catno: Some("Vol. 1".into()),
             }]
-        } else {
-            Vec::new()
-        },
-        extra_artists: if rng.chance(0.82) {
-            credits(rng, (2.4, 60), true)
-        } else {
-            Vec::new()
-        },
+        }),
+        extra_artists: some(rng, 0.82, |rng| credits(rng, (2.4, 60), true)),
         formats: vec![Format {
             name: rng.pick(FORMATS).into(),
             qty: Some(format!("{}", 1 + rng.below(2)).into()),
@@ -401,7 +396,7 @@ fn release(rng: &mut Rng, id_: u64) -> Release<'static> {
         is_main_release: master_id.is_some() && rng.chance(0.3),
         master_id,
         tracklist,
-        identifiers: if rng.chance(0.8) {
+        identifiers: some(rng, 0.8, |rng| {
             (0..rng.count(2.5, 1, 20))
                 .map(|_| Identifier {
                     kind: Some(rng.pick(ID_TYPES).into()),
@@ -411,15 +406,11 @@ fn release(rng: &mut Rng, id_: u64) -> Release<'static> {
                     ),
                 })
                 .collect()
-        } else {
-            Vec::new()
-        },
-        videos: if rng.chance(0.81) {
+        }),
+        videos: some(rng, 0.81, |rng| {
             (0..rng.count(2.2, 1, 20)).map(|_| video(rng)).collect()
-        } else {
-            Vec::new()
-        },
-        companies: if rng.chance(0.76) {
+        }),
+        companies: some(rng, 0.76, |rng| {
             (0..rng.count(2.5, 1, 15))
                 .map(|_| {
                     let (entity_type, role) = COMPANY_ROLES
@@ -435,9 +426,7 @@ fn release(rng: &mut Rng, id_: u64) -> Release<'static> {
                     }
                 })
                 .collect()
-        } else {
-            Vec::new()
-        },
+        }),
         images: Vec::new(),
     }
 }
@@ -460,7 +449,7 @@ fn artist(rng: &mut Rng, id_: u64) -> Artist<'static> {
         real_name: maybe(rng, 0.4, person),
         profile: maybe(rng, 0.5, |r| prose(r, 160)),
         data_quality: Some(rng.pick(QUALITY).into()),
-        urls: if rng.chance(0.3) {
+        urls: some(rng, 0.3, |rng| {
             (0..rng.count(1.5, 1, 8))
                 .map(|i| {
                     S::from(format!(
@@ -469,29 +458,13 @@ fn artist(rng: &mut Rng, id_: u64) -> Artist<'static> {
                     ))
                 })
                 .collect()
-        } else {
-            Vec::new()
-        },
-        name_variations: if rng.chance(0.4) {
+        }),
+        name_variations: some(rng, 0.4, |rng| {
             (0..rng.count(2.0, 1, 10)).map(|_| person(rng)).collect()
-        } else {
-            Vec::new()
-        },
-        aliases: if rng.chance(0.2) {
-            refs(rng, (1.5, 10))
-        } else {
-            Vec::new()
-        },
-        members: if rng.chance(0.05) {
-            refs(rng, (3.0, 12))
-        } else {
-            Vec::new()
-        },
-        groups: if rng.chance(0.15) {
-            refs(rng, (1.5, 8))
-        } else {
-            Vec::new()
-        },
+        }),
+        aliases: some(rng, 0.2, |rng| refs(rng, (1.5, 10))),
+        members: some(rng, 0.05, |rng| refs(rng, (3.0, 12))),
+        groups: some(rng, 0.15, |rng| refs(rng, (1.5, 8))),
         images: Vec::new(),
     }
 }
@@ -507,21 +480,17 @@ fn label(rng: &mut Rng, id_: u64) -> Label<'static> {
             id: Some(id(rng, 2_500_000)),
             name: words(rng, 2),
         }),
-        urls: if rng.chance(0.3) {
+        urls: some(rng, 0.3, |rng| {
             vec![format!("https://{}.example", name(rng, 3).to_lowercase()).into()]
-        } else {
-            Vec::new()
-        },
-        sublabels: if rng.chance(0.1) {
+        }),
+        sublabels: some(rng, 0.1, |rng| {
             (0..rng.count(2.0, 1, 20))
                 .map(|_| EntityRef {
                     id: Some(id(rng, 2_500_000)),
                     name: words(rng, 2),
                 })
                 .collect()
-        } else {
-            Vec::new()
-        },
+        }),
         images: Vec::new(),
     }
 }
@@ -547,11 +516,9 @@ fn master(rng: &mut Rng, id_: u64) -> Master<'static> {
             .collect(),
         notes: maybe(rng, 0.13, |r| prose(r, 120)),
         data_quality: Some(rng.pick(QUALITY).into()),
-        videos: if rng.chance(0.45) {
+        videos: some(rng, 0.45, |rng| {
             (0..rng.count(2.5, 1, 30)).map(|_| video(rng)).collect()
-        } else {
-            Vec::new()
-        },
+        }),
         images: Vec::new(),
     }
 }
