@@ -28,6 +28,10 @@ pub struct PgSinkConfig {
     /// Seconds to wait for a connection before giving up (a retriable error).
     #[serde(default = "default_connect_timeout_secs")]
     pub connect_timeout_secs: u64,
+    /// The `application_name` of the sink's connections, as `pg_stat_activity` shows it
+    /// (`discogs-sink-pg` by default; a service sets its own name).
+    #[serde(default = "default_application_name")]
+    pub application_name: String,
 }
 
 /// `public`.
@@ -54,6 +58,12 @@ pub fn default_connect_timeout_secs() -> u64 {
     10
 }
 
+/// `discogs-sink-pg`.
+#[must_use]
+pub fn default_application_name() -> String {
+    "discogs-sink-pg".to_owned()
+}
+
 impl PgSinkConfig {
     /// A configuration with defaults for everything but the URL.
     #[must_use]
@@ -64,6 +74,7 @@ impl PgSinkConfig {
             streams: default_streams(),
             max_purge_fraction: default_max_purge_fraction(),
             connect_timeout_secs: default_connect_timeout_secs(),
+            application_name: default_application_name(),
         }
     }
 
@@ -78,6 +89,13 @@ impl PgSinkConfig {
     #[must_use]
     pub fn streams(mut self, streams: usize) -> Self {
         self.streams = streams;
+        self
+    }
+
+    /// Sets [`PgSinkConfig::application_name`].
+    #[must_use]
+    pub fn application_name(mut self, name: impl Into<String>) -> Self {
+        self.application_name = name.into();
         self
     }
 
@@ -131,7 +149,7 @@ impl PgSinkConfig {
             .parse()
             .map_err(|e| PgSinkError::Config(format!("url {}: {e}", self.redacted_url())))?;
         pg.connect_timeout(Duration::from_secs(self.connect_timeout_secs.max(1)));
-        pg.application_name("discogs-sink-pg");
+        pg.application_name(&self.application_name);
         Ok(pg)
     }
 }
@@ -144,6 +162,7 @@ impl fmt::Debug for PgSinkConfig {
             .field("streams", &self.streams)
             .field("max_purge_fraction", &self.max_purge_fraction)
             .field("connect_timeout_secs", &self.connect_timeout_secs)
+            .field("application_name", &self.application_name)
             .finish()
     }
 }
@@ -169,6 +188,7 @@ mod tests {
         assert_eq!(c.streams, 2);
         assert!((c.max_purge_fraction - 0.1).abs() < f64::EPSILON);
         assert_eq!(c.connect_timeout_secs, 10);
+        assert_eq!(c.application_name, "discogs-sink-pg");
         c.validate().unwrap();
         let debug = format!("{c:?}");
         assert!(!debug.contains("secret"), "{debug}");

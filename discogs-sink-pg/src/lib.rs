@@ -45,8 +45,8 @@ mod schema;
 mod sink;
 
 pub use config::{
-    default_connect_timeout_secs, default_max_purge_fraction, default_schema, default_streams,
-    PgSinkConfig,
+    default_application_name, default_connect_timeout_secs, default_max_purge_fraction,
+    default_schema, default_streams, PgSinkConfig,
 };
 pub use error::PgSinkError;
 pub use purge::{PurgeOutcome, PurgeRefusal, PurgeRequest};

@@ -4,6 +4,7 @@
 //! end; without a server the tests skip with a printed reason (and fail under `CI=true`).
 
 mod conformance;
+mod faults;
 mod first_load;
 mod fixtures;
 mod purge;
