@@ -14,6 +14,12 @@
 //! not built after the first load (to see what they cost the update pass).
 //! Records are generated (discogs-benches' `Generator`, seed 42) and hashed outside the
 //! timed sections: the figures are the sink's, from `write_batch` call to commit.
+//!
+//! Each phase also reports the CPU time it cost per record, on the client (this process)
+//! and on the server (every process named `postgres`, read from `/proc`, so only when the
+//! server runs on this machine). Those figures stay meaningful on a busy machine, where the
+//! rates do not: the rate a phase can reach on two idle cores is about
+//! `2 / (client + server µs per record)` million records per second when both sides overlap.
 
 use std::time::{Duration, Instant};
 
@@ -38,6 +44,7 @@ async fn pass(
     batch: usize,
     change_every: Option<usize>,
     json_bytes: &mut usize,
+    cpu: &mut Cpu,
 ) -> Result<(SinkOutcome, Duration)> {
     let mut generator = Generator::new(RecordKind::Release, 42);
     let mut outcome = SinkOutcome::default();
@@ -69,11 +76,77 @@ async fn pass(
             *json_bytes = sample / records.len().clamp(1, 1000);
         }
         let start = Instant::now();
+        let before = cpu_ticks();
         outcome += sink.write_batch(RecordKind::Release, &records).await?;
+        cpu.add(before, cpu_ticks());
         spent += start.elapsed();
         done += size;
     }
     Ok((outcome, spent))
+}
+
+/// CPU time in clock ticks (utime + stime) of `/proc/<pid>/stat`; 0 when unreadable.
+fn ticks(pid: &str) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0;
+    };
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field(11) + field(12)
+}
+
+/// CPU ticks spent inside `write_batch` calls: (client, server).
+#[derive(Debug, Default, Clone, Copy)]
+struct Cpu(u64, u64);
+
+impl Cpu {
+    fn add(&mut self, before: (u64, u64), after: (u64, u64)) {
+        self.0 += after.0.saturating_sub(before.0);
+        self.1 += after.1.saturating_sub(before.1);
+    }
+
+    /// Client and server CPU per record in µs (Linux reports 100 ticks per second).
+    fn line(self, n: usize) -> String {
+        #[allow(clippy::cast_precision_loss)]
+        let per = |t: u64| t as f64 * 10_000.0 / n.max(1) as f64;
+        format!(
+            "CPU per record: client {:.0} µs, server {:.0} µs",
+            per(self.0),
+            per(self.1)
+        )
+    }
+}
+
+/// CPU ticks so far of this process and of every process named `postgres`.
+fn cpu_ticks() -> (u64, u64) {
+    let mine = ticks("self");
+    let mut server = 0;
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name
+                .to_str()
+                .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
+            else {
+                continue;
+            };
+            if std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|comm| comm.trim_end() == "postgres")
+            {
+                server += ticks(pid);
+            }
+        }
+    }
+    (mine, server)
 }
 
 fn rate(n: usize, d: Duration) -> f64 {
@@ -100,12 +173,16 @@ async fn main() -> Result<()> {
 
     let mut json = 0;
     let started = sink.begin_first_load(RecordKind::Release).await?;
-    let (first, t_first) = pass(&mut sink, n, batch, None, &mut json).await?;
+    let mut cpu_first = Cpu::default();
+    let (first, t_first) = pass(&mut sink, n, batch, None, &mut json, &mut cpu_first).await?;
+    let cpu1 = cpu_ticks();
     let t_index = Instant::now();
     if std::env::var_os("BENCH_NO_INDEXES").is_none() {
         sink.finish_first_load(RecordKind::Release).await?;
     }
     let t_index = t_index.elapsed();
+    let mut cpu_index = Cpu::default();
+    cpu_index.add(cpu1, cpu_ticks());
     println!("  average JSON per release: {json} bytes");
     println!(
         "  first load (first-load mode {started}): {:>8.0} releases/s  ({:.1} s, {first:?}); index build {:.1} s; with indexes {:.0} releases/s",
@@ -114,20 +191,28 @@ async fn main() -> Result<()> {
         t_index.as_secs_f64(),
         rate(n, t_first + t_index)
     );
+    println!("    load: {}", cpu_first.line(n));
+    println!("    index build: {}", cpu_index.line(n));
 
-    let (update, t_update) = pass(&mut sink, n, batch, Some(10), &mut json).await?;
+    let mut cpu_update = Cpu::default();
+    let (update, t_update) =
+        pass(&mut sink, n, batch, Some(10), &mut json, &mut cpu_update).await?;
     println!(
         "  update, 10% changed:              {:>8.0} releases/s  ({:.1} s, {update:?})",
         rate(n, t_update),
         t_update.as_secs_f64()
     );
+    println!("    {}", cpu_update.line(n));
 
-    let (reload, t_reload) = pass(&mut sink, n, batch, Some(10), &mut json).await?;
+    let mut cpu_reload = Cpu::default();
+    let (reload, t_reload) =
+        pass(&mut sink, n, batch, Some(10), &mut json, &mut cpu_reload).await?;
     println!(
         "  reload, unchanged:                {:>8.0} releases/s  ({:.1} s, {reload:?})",
         rate(n, t_reload),
         t_reload.as_secs_f64()
     );
+    println!("    {}", cpu_reload.line(n));
     drop(sink);
     if std::env::var_os("KEEP_SCHEMA").is_some() {
         println!("  kept schema {schema} (KEEP_SCHEMA is set)");
