@@ -1,0 +1,201 @@
+//! Configuration shared by the services: flags that also read the environment variables
+//! of the original system (`AMQP_CONNECTION`, `LOG_LEVEL`, ...), and secrets that are never
+//! printed.
+//!
+//! Each service flattens the groups it needs into its own `clap` parser:
+//!
+//! ```
+//! use clap::Parser;
+//! use discogs_apps::config::{AmqpArgs, ServiceArgs};
+//!
+//! #[derive(Debug, Parser)]
+//! struct Args {
+//!     #[command(flatten)]
+//!     service: ServiceArgs,
+//!     #[command(flatten)]
+//!     amqp: AmqpArgs,
+//! }
+//!
+//! let args = Args::parse_from(["svc", "--health-port", "9000",
+//!     "--amqp-connection", "amqp://user:hunter2@127.0.0.1:5672/%2f"]);
+//! assert_eq!(args.service.health_port, 9000);
+//! assert!(!format!("{args:?}").contains("hunter2"));
+//! ```
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A value that must not appear in logs: `Debug` and `Display` print `***`, or, for a URL,
+/// the URL with its password replaced by `***`. [`Secret::expose`] gives the value.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    #[must_use]
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for the one place that needs it (a connection).
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The value with any password hidden: URLs keep scheme, user, host and path.
+    #[must_use]
+    pub fn redacted(&self) -> String {
+        redact_url(&self.0)
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secret({:?})", self.redacted())
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+/// `scheme://user:password@host/...` → `scheme://user:***@host/...`; anything that is not
+/// such a URL becomes `***` entirely (it may be a bare password).
+#[must_use]
+pub fn redact_url(value: &str) -> String {
+    let Some((scheme, rest)) = value.split_once("://") else {
+        return if value.is_empty() {
+            String::new()
+        } else {
+            "***".into()
+        };
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rfind('@') {
+        Some(at) => {
+            let (userinfo, host) = authority.split_at(at);
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            if userinfo.contains(':') {
+                format!("{scheme}://{user}:***{host}{tail}")
+            } else {
+                format!("{scheme}://{user}{host}{tail}")
+            }
+        }
+        None => value.to_owned(),
+    }
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines (colours on a terminal).
+    #[default]
+    Text,
+    /// One JSON object per event (for log collectors).
+    Json,
+}
+
+/// Flags every service has: its health/metrics port and logging.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServiceArgs {
+    /// Port of the health and metrics server (`GET /health`, `GET /metrics`).
+    #[arg(long, env = "HEALTH_PORT", default_value_t = 8000)]
+    pub health_port: u16,
+    /// Address the health server binds to.
+    #[arg(long, env = "HEALTH_BIND", default_value = "0.0.0.0")]
+    pub health_bind: std::net::IpAddr,
+    /// Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL (as the original system), or a
+    /// `tracing` filter such as `info,discogs_apps=debug`. `RUST_LOG`, when set, wins.
+    #[arg(long, env = "LOG_LEVEL", default_value = "INFO")]
+    pub log_level: String,
+    /// Log format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+impl ServiceArgs {
+    /// The socket address of the health server.
+    #[must_use]
+    pub fn health_addr(&self) -> std::net::SocketAddr {
+        (self.health_bind, self.health_port).into()
+    }
+}
+
+/// Where the message broker is, and the names on it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AmqpArgs {
+    /// AMQP URL of RabbitMQ, e.g. `amqp://user:password@host:5672/%2f`. Never logged with
+    /// its password.
+    #[arg(
+        long,
+        env = "AMQP_CONNECTION",
+        default_value = "amqp://discogsography:discogsography@127.0.0.1:5672/%2f",
+        hide_default_value = true
+    )]
+    pub amqp_connection: Secret,
+    /// Prefix of the exchanges and queues (`{prefix}-releases`, ...).
+    #[arg(
+        long,
+        env = "DISCOGS_EXCHANGE_PREFIX",
+        default_value = "discogsography"
+    )]
+    pub exchange_prefix: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Both {
+        #[command(flatten)]
+        service: ServiceArgs,
+        #[command(flatten)]
+        amqp: AmqpArgs,
+    }
+
+    #[test]
+    fn parse_config() {
+        let args = Both::parse_from([
+            "x",
+            "--log-level",
+            "DEBUG",
+            "--log-format",
+            "json",
+            "--exchange-prefix",
+            "p",
+        ]);
+        assert_eq!(args.service.log_level, "DEBUG");
+        assert_eq!(args.service.log_format, LogFormat::Json);
+        assert_eq!(args.amqp.exchange_prefix, "p");
+        assert_eq!(args.service.health_addr().port(), 8000);
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let s = Secret::new("amqp://guest:s3cr%40t@host:5672/%2f");
+        assert_eq!(s.to_string(), "amqp://guest:***@host:5672/%2f");
+        assert!(!format!("{s:?}").contains("s3cr"));
+        assert_eq!(s.expose(), "amqp://guest:s3cr%40t@host:5672/%2f");
+        assert_eq!(Secret::new("hunter2").to_string(), "***");
+        assert_eq!(
+            redact_url("amqp://user@host/vh"),
+            "amqp://user@host/vh",
+            "no password, nothing to hide"
+        );
+        assert_eq!(redact_url("http://a:b@c@d/x"), "http://a:***@d/x");
+    }
+}
