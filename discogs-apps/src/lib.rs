@@ -28,6 +28,7 @@
 //! ```
 
 pub mod config;
+pub mod extractor;
 
 pub mod health;
 pub mod metrics;
