@@ -48,6 +48,14 @@ pub trait Harness: Send {
         kind: RecordKind,
         id: u64,
     ) -> impl Future<Output = Option<Record<'static>>> + Send;
+
+    /// What the store keeps of `record`: the value [`Harness::stored_record`] must read
+    /// back after `record` was written. The default is the whole record; a store that
+    /// keeps a documented projection of it (a graph keeps names, titles and references,
+    /// not profiles or track lists) returns that projection.
+    fn stored_form(&self, record: &Record<'static>) -> Record<'static> {
+        record.clone()
+    }
 }
 
 /// Three artists, a label and a master, small but with every common part filled.
@@ -151,8 +159,8 @@ pub async fn write_batch<H: Harness>(h: &mut H) {
                 "hash of {kind} {id}"
             );
             assert_eq!(
-                h.stored_record(kind, id).await.as_ref(),
-                Some(&r.record),
+                h.stored_record(kind, id).await,
+                Some(h.stored_form(&r.record)),
                 "record {kind} {id} read back"
             );
         }
@@ -237,8 +245,8 @@ pub async fn changed_record<H: Harness>(h: &mut H) {
         Some(changed[1].hash)
     );
     assert_eq!(
-        h.stored_record(RecordKind::Artist, id).await.as_ref(),
-        Some(&changed[1].record)
+        h.stored_record(RecordKind::Artist, id).await,
+        Some(h.stored_form(&changed[1].record))
     );
 
     // Two versions of one id in a batch: the later one is stored.
@@ -270,8 +278,8 @@ pub async fn dangling_references<H: Harness>(h: &mut H) {
     );
     assert_eq!(outcome.inserted, 1);
     assert_eq!(
-        h.stored_record(RecordKind::Release, 42).await.as_ref(),
-        Some(&release.record)
+        h.stored_record(RecordKind::Release, 42).await,
+        Some(h.stored_form(&release.record))
     );
     let artist = SinkRecord::new(Record::Artist(Artist {
         id: 2_000_042,
