@@ -1,0 +1,587 @@
+//! The Cypher of the write path (fixed text per namespace, data only in parameters) and
+//! the parameters of one transaction ([`Plan`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use discogs_model::{Record, RecordKind, SinkRecord};
+use neo4rs::{BoltInteger, BoltList, BoltMap, BoltNull, BoltString, BoltType};
+
+use crate::form::{credit_ids, credited, entity_ids, names, parent_id, part_of, release_labels};
+use crate::{GraphNames, Neo4jSinkError};
+
+/// Index of a node label in [`GraphNames::all_labels`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Node {
+    Artist = 0,
+    Label = 1,
+    Master = 2,
+    Release = 3,
+    Genre = 4,
+    Style = 5,
+}
+
+impl Node {
+    fn key(self) -> &'static str {
+        match self {
+            Node::Genre | Node::Style => "name",
+            _ => "id",
+        }
+    }
+}
+
+/// Every relationship type the sink writes, one entry per (type, endpoint labels).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rel {
+    AliasOf,
+    MemberOf,
+    SublabelOf,
+    MasterBy,
+    MasterGenre,
+    MasterStyle,
+    MainRelease,
+    ReleaseBy,
+    On,
+    DerivedFrom,
+    ReleaseGenre,
+    ReleaseStyle,
+    CreditedOn,
+    PartOf,
+}
+
+const RELS: usize = 14;
+
+/// `(type, from, to, MERGE rather than CREATE, relationship property)`.
+///
+/// MERGE where two records may assert the same relationship (a group lists its members,
+/// each member lists its groups; a label its sublabels, each sublabel its parent) or
+/// where no record owns it (PART_OF); CREATE where exactly one record owns it and the
+/// write path has removed that record's previous relationships first.
+const SPECS: [(&str, Node, Node, bool, Option<&str>); RELS] = [
+    ("ALIAS_OF", Node::Artist, Node::Artist, false, None),
+    ("MEMBER_OF", Node::Artist, Node::Artist, true, None),
+    ("SUBLABEL_OF", Node::Label, Node::Label, true, None),
+    ("BY", Node::Master, Node::Artist, false, None),
+    ("IS", Node::Master, Node::Genre, false, None),
+    ("IS", Node::Master, Node::Style, false, None),
+    ("MAIN_RELEASE", Node::Master, Node::Release, false, None),
+    ("BY", Node::Release, Node::Artist, false, None),
+    ("ON", Node::Release, Node::Label, false, Some("catno")),
+    ("DERIVED_FROM", Node::Release, Node::Master, false, None),
+    ("IS", Node::Release, Node::Genre, false, None),
+    ("IS", Node::Release, Node::Style, false, None),
+    (
+        "CREDITED_ON",
+        Node::Artist,
+        Node::Release,
+        false,
+        Some("role"),
+    ),
+    ("PART_OF", Node::Style, Node::Genre, true, None),
+];
+
+/// Node properties written per kind, besides `id` and `sha256`.
+const PROPS: [&[&str]; 4] = [
+    &["name", "real_name"],
+    &["name"],
+    &["title", "year"],
+    &["title", "year", "released", "country", "formats"],
+];
+
+/// The relationships a record of each kind owns, which a changed record replaces:
+/// `(pattern from n, condition)`.
+const OWNED: [(&str, &str); 4] = [
+    // An artist asserts its aliases, its groups and its members.
+    (
+        "(n)-[r:ALIAS_OF|MEMBER_OF]-()",
+        "WHERE type(r) = 'MEMBER_OF' OR startNode(r) = n ",
+    ),
+    // A label asserts its parent and its sublabels.
+    ("(n)-[r:SUBLABEL_OF]-()", ""),
+    // A master: its artists, genres, styles, main release (not the releases DERIVED_FROM it).
+    ("(n)-[r:BY|IS|MAIN_RELEASE]->()", ""),
+    // A release: its artists, labels, master, genres, styles, and the credits pointing at it
+    // (not its master's MAIN_RELEASE).
+    ("(n)-[r:BY|ON|DERIVED_FROM|IS|CREDITED_ON]-()", ""),
+];
+
+fn slot(kind: RecordKind) -> usize {
+    usize::from(kind.code() - 1)
+}
+
+/// The statements of one graph, built once from its [`GraphNames`].
+#[derive(Debug)]
+pub(crate) struct Statements {
+    pub(crate) lookup: [String; 4],
+    pub(crate) delete_owned: [String; 4],
+    pub(crate) upsert: [String; 4],
+    pub(crate) stub: [String; 6],
+    pub(crate) edges: [String; RELS],
+}
+
+impl Statements {
+    pub(crate) fn new(names: &GraphNames) -> Self {
+        let l = names.all_labels();
+        let label = |n: Node| l[n as usize].as_str();
+        let kind_label = |k: RecordKind| names.label(k);
+        Self {
+            lookup: RecordKind::ALL.map(|k| {
+                format!(
+                    "UNWIND $ids AS id MATCH (n:{} {{id: id}}) RETURN n.id AS id, n.sha256 AS sha",
+                    kind_label(k)
+                )
+            }),
+            delete_owned: RecordKind::ALL.map(|k| {
+                let (pattern, condition) = OWNED[slot(k)];
+                format!(
+                    "UNWIND $ids AS id MATCH (n:{} {{id: id}}) MATCH {pattern} {condition}DELETE r",
+                    kind_label(k)
+                )
+            }),
+            upsert: RecordKind::ALL.map(|k| {
+                let set: String = PROPS[slot(k)]
+                    .iter()
+                    .map(|p| format!("n.{p} = row.{p}, "))
+                    .collect();
+                format!(
+                    "UNWIND $rows AS row MERGE (n:{} {{id: row.id}}) SET {set}n.sha256 = row.sha256",
+                    kind_label(k)
+                )
+            }),
+            stub: [
+                Node::Artist,
+                Node::Label,
+                Node::Master,
+                Node::Release,
+                Node::Genre,
+                Node::Style,
+            ]
+            .map(|n| match n {
+                Node::Genre | Node::Style => {
+                    format!("UNWIND $refs AS r MERGE (:{} {{name: r}})", label(n))
+                }
+                _ => format!(
+                    "UNWIND $refs AS r MERGE (x:{} {{id: r[0]}}) ON CREATE SET x.name = r[1]",
+                    label(n)
+                ),
+            }),
+            edges: SPECS.map(|(rel, from, to, merge, prop)| {
+                let prop = prop.map_or(String::new(), |p| format!(" {{{p}: e[2]}}"));
+                format!(
+                    "UNWIND $edges AS e MATCH (a:{} {{{}: e[0]}}) MATCH (b:{} {{{}: e[1]}}) {} (a)-[:{rel}{prop}]->(b)",
+                    label(from),
+                    from.key(),
+                    label(to),
+                    to.key(),
+                    if merge { "MERGE" } else { "CREATE" },
+                )
+            }),
+        }
+    }
+}
+
+/// An end of a relationship: a node id or a genre/style name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Key<'r> {
+    Id(i64),
+    Name(&'r str),
+}
+
+/// One relationship to write. Sorted by target first: the targets (artists, labels,
+/// genres...) are the nodes that concurrent transactions share, so taking their locks in
+/// one order keeps two writers from deadlocking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Edge<'r> {
+    to: Key<'r>,
+    from: Key<'r>,
+    prop: Option<&'r str>,
+}
+
+pub(crate) fn int(id: u64) -> Result<i64, Neo4jSinkError> {
+    i64::try_from(id).map_err(|_| Neo4jSinkError::IdOutOfRange(id))
+}
+
+fn bolt_int(v: i64) -> BoltType {
+    BoltType::Integer(BoltInteger::new(v))
+}
+
+fn bolt_str(s: &str) -> BoltType {
+    BoltType::String(BoltString::new(s))
+}
+
+fn bolt_opt(s: Option<&str>) -> BoltType {
+    s.map_or(BoltType::Null(BoltNull), bolt_str)
+}
+
+fn bolt_year(year: Option<u16>) -> BoltType {
+    year.map_or(BoltType::Null(BoltNull), |y| bolt_int(i64::from(y)))
+}
+
+fn bolt_key(k: Key<'_>) -> BoltType {
+    match k {
+        Key::Id(id) => bolt_int(id),
+        Key::Name(name) => bolt_str(name),
+    }
+}
+
+/// The parameters of one write transaction: node rows, stub references, relationships.
+#[derive(Debug, Default)]
+pub(crate) struct Plan<'r> {
+    /// Ids of records whose previous relationships must go (they were stored complete).
+    replace: Vec<i64>,
+    rows: Vec<BoltType>,
+    /// Referenced nodes by label: id → a name to give a node created here (`""`: none).
+    stubs: [BTreeMap<i64, &'r str>; 4],
+    genres: BTreeSet<&'r str>,
+    styles: BTreeSet<&'r str>,
+    edges: [Vec<Edge<'r>>; RELS],
+}
+
+impl<'r> Plan<'r> {
+    /// Plans the write of `records` (all of one kind, ids unique); `replace` lists those
+    /// stored complete before, whose owned relationships are deleted first.
+    pub(crate) fn new(
+        records: &[&'r SinkRecord<'r>],
+        replace: Vec<i64>,
+    ) -> Result<Self, Neo4jSinkError> {
+        let mut plan = Plan {
+            replace,
+            rows: Vec::with_capacity(records.len()),
+            ..Plan::default()
+        };
+        for r in records {
+            plan.add(r)?;
+        }
+        // A record's own kind is written as a full node: no stub for it.
+        if let Some(first) = records.first() {
+            let own = &mut plan.stubs[slot(first.record.kind())];
+            for r in records {
+                own.remove(&int(r.record.id())?);
+            }
+        }
+        for edges in &mut plan.edges {
+            edges.sort_unstable();
+            edges.dedup();
+        }
+        Ok(plan)
+    }
+
+    fn stub(&mut self, node: Node, id: u64, name: &'r str) -> Result<Key<'r>, Neo4jSinkError> {
+        let id = int(id)?;
+        let entry = self.stubs[node as usize].entry(id).or_insert(name);
+        if entry.is_empty() {
+            *entry = name;
+        }
+        Ok(Key::Id(id))
+    }
+
+    fn edge(&mut self, rel: Rel, from: Key<'r>, to: Key<'r>, prop: Option<&'r str>) {
+        self.edges[rel as usize].push(Edge { to, from, prop });
+    }
+
+    fn row<const N: usize>(&mut self, id: i64, hash: String, props: [(&str, BoltType); N]) {
+        let mut map = BoltMap::with_capacity(N + 2);
+        map.put(BoltString::new("id"), bolt_int(id));
+        map.put(
+            BoltString::new("sha256"),
+            BoltType::String(BoltString::from(hash)),
+        );
+        for (k, v) in props {
+            map.put(BoltString::new(k), v);
+        }
+        self.rows.push(BoltType::Map(map));
+    }
+
+    fn add(&mut self, sr: &'r SinkRecord<'r>) -> Result<(), Neo4jSinkError> {
+        let id = int(sr.record.id())?;
+        let me = Key::Id(id);
+        let hash = sr.hash.to_hex();
+        match &sr.record {
+            Record::Artist(a) => {
+                let props = [
+                    ("name", bolt_str(&a.name)),
+                    ("real_name", bolt_opt(a.real_name.as_deref())),
+                ];
+                self.row(id, hash, props);
+                for (alias, name) in entity_ids(&a.aliases) {
+                    let to = self.stub(Node::Artist, alias, name)?;
+                    self.edge(Rel::AliasOf, me, to, None);
+                }
+                for (group, name) in entity_ids(&a.groups) {
+                    let to = self.stub(Node::Artist, group, name)?;
+                    self.edge(Rel::MemberOf, me, to, None);
+                }
+                for (member, name) in entity_ids(&a.members) {
+                    let from = self.stub(Node::Artist, member, name)?;
+                    self.edge(Rel::MemberOf, from, me, None);
+                }
+            }
+            Record::Label(l) => {
+                self.row(id, hash, [("name", bolt_str(&l.name))]);
+                if let (Some(parent), Some(p)) = (parent_id(l), &l.parent_label) {
+                    let to = self.stub(Node::Label, parent, &p.name)?;
+                    self.edge(Rel::SublabelOf, me, to, None);
+                }
+                for (sub, name) in entity_ids(&l.sublabels) {
+                    let from = self.stub(Node::Label, sub, name)?;
+                    self.edge(Rel::SublabelOf, from, me, None);
+                }
+            }
+            Record::Master(m) => {
+                let props = [("title", bolt_str(&m.title)), ("year", bolt_year(m.year))];
+                self.row(id, hash, props);
+                if let Some(main) = m.main_release {
+                    let to = self.stub(Node::Release, main, "")?;
+                    self.edge(Rel::MainRelease, me, to, None);
+                }
+                for (artist, name) in credit_ids(&m.artists) {
+                    let to = self.stub(Node::Artist, artist, name)?;
+                    self.edge(Rel::MasterBy, me, to, None);
+                }
+                self.tags(me, &m.genres, &m.styles, Rel::MasterGenre, Rel::MasterStyle);
+            }
+            Record::Release(r) => {
+                let formats: Vec<BoltType> = r.formats.iter().map(|f| bolt_str(&f.name)).collect();
+                let props = [
+                    ("title", bolt_str(&r.title)),
+                    ("year", bolt_year(r.year)),
+                    ("released", bolt_opt(r.released.as_deref())),
+                    ("country", bolt_opt(r.country.as_deref())),
+                    (
+                        "formats",
+                        if formats.is_empty() {
+                            BoltType::Null(BoltNull)
+                        } else {
+                            BoltType::List(BoltList::from(formats))
+                        },
+                    ),
+                ];
+                self.row(id, hash, props);
+                for (artist, name) in credit_ids(&r.artists) {
+                    let to = self.stub(Node::Artist, artist, name)?;
+                    self.edge(Rel::ReleaseBy, me, to, None);
+                }
+                for label in &r.labels {
+                    if let Some(l) = label.id {
+                        self.stub(Node::Label, l, &label.name)?;
+                    }
+                }
+                for (label, catno) in release_labels(r) {
+                    self.edge(Rel::On, me, Key::Id(int(label)?), catno);
+                }
+                if let Some(master) = r.master_id {
+                    let to = self.stub(Node::Master, master, "")?;
+                    self.edge(Rel::DerivedFrom, me, to, None);
+                }
+                for c in &r.extra_artists {
+                    if let Some(a) = c.id {
+                        self.stub(Node::Artist, a, &c.name)?;
+                    }
+                }
+                for (artist, role) in credited(r) {
+                    self.edge(Rel::CreditedOn, Key::Id(int(artist)?), me, role);
+                }
+                self.tags(
+                    me,
+                    &r.genres,
+                    &r.styles,
+                    Rel::ReleaseGenre,
+                    Rel::ReleaseStyle,
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Genres and styles: nodes, `IS` relationships and, for a single genre, `PART_OF`.
+    fn tags(
+        &mut self,
+        me: Key<'r>,
+        genres: &'r [std::borrow::Cow<'r, str>],
+        styles: &'r [std::borrow::Cow<'r, str>],
+        genre_rel: Rel,
+        style_rel: Rel,
+    ) {
+        for g in names(genres) {
+            self.genres.insert(g);
+            self.edge(genre_rel, me, Key::Name(g), None);
+        }
+        for s in names(styles) {
+            self.styles.insert(s);
+            self.edge(style_rel, me, Key::Name(s), None);
+        }
+        for (s, g) in part_of(genres, styles) {
+            self.edge(Rel::PartOf, Key::Name(s), Key::Name(g), None);
+        }
+    }
+
+    /// The statements to run, in order, with their single parameter: deletion of replaced
+    /// relationships, nodes, referenced nodes (sorted), relationships (sorted by target).
+    pub(crate) fn into_statements(
+        self,
+        kind: RecordKind,
+        st: &Statements,
+    ) -> Vec<(&str, &'static str, BoltType)> {
+        let mut out = Vec::with_capacity(RELS + 8);
+        if !self.replace.is_empty() {
+            let ids = self
+                .replace
+                .iter()
+                .map(|id| bolt_int(*id))
+                .collect::<Vec<_>>();
+            out.push((
+                st.delete_owned[slot(kind)].as_str(),
+                "ids",
+                BoltType::List(BoltList::from(ids)),
+            ));
+        }
+        out.push((
+            st.upsert[slot(kind)].as_str(),
+            "rows",
+            BoltType::List(BoltList::from(self.rows)),
+        ));
+        for (i, stubs) in self.stubs.iter().enumerate() {
+            if stubs.is_empty() {
+                continue;
+            }
+            let refs: Vec<BoltType> = stubs
+                .iter()
+                .map(|(id, name)| {
+                    let name = if name.is_empty() { None } else { Some(*name) };
+                    BoltType::List(BoltList::from(vec![bolt_int(*id), bolt_opt(name)]))
+                })
+                .collect();
+            out.push((
+                st.stub[i].as_str(),
+                "refs",
+                BoltType::List(BoltList::from(refs)),
+            ));
+        }
+        for (i, set) in [(4, &self.genres), (5, &self.styles)] {
+            if !set.is_empty() {
+                let refs: Vec<BoltType> = set.iter().map(|n| bolt_str(n)).collect();
+                out.push((
+                    st.stub[i].as_str(),
+                    "refs",
+                    BoltType::List(BoltList::from(refs)),
+                ));
+            }
+        }
+        for (i, edges) in self.edges.iter().enumerate() {
+            if edges.is_empty() {
+                continue;
+            }
+            let rows: Vec<BoltType> = edges
+                .iter()
+                .map(|e| {
+                    let mut v = vec![bolt_key(e.from), bolt_key(e.to)];
+                    if SPECS[i].4.is_some() {
+                        v.push(bolt_opt(e.prop));
+                    }
+                    BoltType::List(BoltList::from(v))
+                })
+                .collect();
+            out.push((
+                st.edges[i].as_str(),
+                "edges",
+                BoltType::List(BoltList::from(rows)),
+            ));
+        }
+        out
+    }
+
+    /// Records planned.
+    pub(crate) fn len(&self) -> usize {
+        self.rows.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_put_data_in_parameters_only() {
+        let names = GraphNames::new("T1_").unwrap();
+        let st = Statements::new(&names);
+        assert_eq!(
+            st.edges[Rel::On as usize],
+            "UNWIND $edges AS e MATCH (a:T1_Release {id: e[0]}) MATCH (b:T1_Label {id: e[1]}) CREATE (a)-[:ON {catno: e[2]}]->(b)"
+        );
+        assert_eq!(
+            st.edges[Rel::PartOf as usize],
+            "UNWIND $edges AS e MATCH (a:T1_Style {name: e[0]}) MATCH (b:T1_Genre {name: e[1]}) MERGE (a)-[:PART_OF]->(b)"
+        );
+        assert_eq!(
+            st.upsert[slot(RecordKind::Master)],
+            "UNWIND $rows AS row MERGE (n:T1_Master {id: row.id}) SET n.title = row.title, n.year = row.year, n.sha256 = row.sha256"
+        );
+        assert_eq!(
+            st.delete_owned[slot(RecordKind::Artist)],
+            "UNWIND $ids AS id MATCH (n:T1_Artist {id: id}) MATCH (n)-[r:ALIAS_OF|MEMBER_OF]-() WHERE type(r) = 'MEMBER_OF' OR startNode(r) = n DELETE r"
+        );
+        assert_eq!(
+            st.stub[Node::Genre as usize],
+            "UNWIND $refs AS r MERGE (:T1_Genre {name: r})"
+        );
+    }
+
+    #[test]
+    fn plan_of_a_release() {
+        use discogs_model::{Credit, Release, ReleaseLabel};
+        let release = SinkRecord::new(Record::Release(Release {
+            id: 7,
+            title: "T".into(),
+            artists: vec![Credit {
+                id: Some(3),
+                name: "A".into(),
+                ..Credit::default()
+            }],
+            extra_artists: vec![
+                Credit {
+                    id: Some(3),
+                    name: "A".into(),
+                    role: Some("Producer".into()),
+                    ..Credit::default()
+                },
+                Credit {
+                    id: Some(2),
+                    name: "B".into(),
+                    role: None,
+                    ..Credit::default()
+                },
+            ],
+            labels: vec![ReleaseLabel {
+                id: Some(5),
+                name: "L".into(),
+                catno: Some("C1".into()),
+            }],
+            master_id: Some(11),
+            genres: vec!["Rock".into()],
+            styles: vec!["Punk".into(), "Ska".into()],
+            ..Release::default()
+        }));
+        let plan = Plan::new(&[&release], vec![]).unwrap();
+        assert_eq!(plan.len(), 1);
+        assert_eq!(
+            plan.stubs[Node::Artist as usize]
+                .iter()
+                .map(|(k, v)| (*k, *v))
+                .collect::<Vec<_>>(),
+            [(2, "B"), (3, "A")]
+        );
+        assert_eq!(plan.stubs[Node::Label as usize].get(&5), Some(&"L"));
+        assert_eq!(plan.stubs[Node::Master as usize].get(&11), Some(&""));
+        assert!(plan.stubs[Node::Release as usize].is_empty());
+        assert_eq!(plan.edges[Rel::CreditedOn as usize].len(), 2);
+        assert_eq!(plan.edges[Rel::PartOf as usize].len(), 2);
+        assert_eq!(plan.edges[Rel::ReleaseStyle as usize].len(), 2);
+        let st = Statements::new(&GraphNames::new("").unwrap());
+        let statements = plan.into_statements(RecordKind::Release, &st);
+        // Upsert; stubs of artists, labels, masters, genres, styles; BY, ON, DERIVED_FROM,
+        // IS (genres), IS (styles), CREDITED_ON, PART_OF.
+        assert_eq!(statements.len(), 1 + 5 + 7);
+        assert!(statements
+            .iter()
+            .all(|(_, param, _)| ["rows", "refs", "edges"].contains(param)));
+    }
+}

@@ -1,0 +1,523 @@
+//! [`Neo4jSink`]: the write path (hash lookup, one write transaction per chunk) and the
+//! read-back of records.
+
+use std::collections::HashMap;
+
+use discogs_model::{
+    Artist, Credit, EntityRef, Format, Label, Master, Record, RecordHash, RecordKind, Release,
+    ReleaseLabel, Sink, SinkOutcome, SinkRecord,
+};
+use neo4rs::{query, BoltInteger, BoltList, BoltType, Graph, Row};
+
+use crate::plan::{int, Plan, Statements};
+use crate::{schema, GraphNames, Neo4jSinkConfig, Neo4jSinkError};
+
+/// Counters of what a [`Neo4jSink`] sent to the server since it was built.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    /// Hash lookups (read queries, one per chunk of a batch).
+    pub hash_lookups: u64,
+    /// Write transactions committed.
+    pub write_transactions: u64,
+    /// Statements run inside those transactions.
+    pub statements: u64,
+}
+
+/// A [`Sink`] writing the four kinds into the Neo4j graph.
+///
+/// Built by [`Neo4jSink::new`] without any I/O; the first call that needs the server
+/// connects and creates the schema that is missing ([`crate::schema_objects`]).
+///
+/// # The write path
+///
+/// For each batch: refuse records of another kind, drop repeated ids (the last occurrence
+/// wins), then per chunk of at most [`Neo4jSinkConfig::transaction_records`] records:
+///
+/// 1. one read query looks up the stored `sha256` of the chunk's ids; records whose hash
+///    is unchanged stop here (no write at all);
+/// 2. one write transaction, whose statements all have fixed text and take the data as a
+///    list parameter (`UNWIND`):
+///    * delete the relationships owned by the records that were stored complete before
+///      (a changed record replaces all of them: no stale edges);
+///    * `MERGE` the records' nodes by id and `SET` their properties;
+///    * `MERGE` the nodes they refer to, sorted by id (new ones are stubs: an id, a name
+///      when the reference carries one, no `sha256`), and the genres and styles;
+///    * create the relationships, one statement per type, each list sorted by target node.
+///
+/// The transaction commits before `write_batch` returns.
+pub struct Neo4jSink {
+    pub(crate) config: Neo4jSinkConfig,
+    pub(crate) names: GraphNames,
+    pub(crate) graph: Graph,
+    schema_ready: bool,
+    statements: Statements,
+    stats: WriteStats,
+}
+
+impl std::fmt::Debug for Neo4jSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Neo4jSink")
+            .field("config", &self.config)
+            .field("schema_ready", &self.schema_ready)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Neo4jSink {
+    /// Checks `config` and builds the sink. Does no I/O.
+    ///
+    /// # Errors
+    ///
+    /// [`Neo4jSinkError::Config`] when a value is out of range, the namespace is not a
+    /// label prefix, or the URI does not parse.
+    pub fn new(config: Neo4jSinkConfig) -> Result<Self, Neo4jSinkError> {
+        let (names, driver) = config.validate()?;
+        let graph = Graph::connect(driver)
+            .map_err(|e| Neo4jSinkError::Config(format!("uri {:?}: {e}", config.uri)))?;
+        let statements = Statements::new(&names);
+        Ok(Self {
+            config,
+            names,
+            graph,
+            schema_ready: false,
+            statements,
+            stats: WriteStats::default(),
+        })
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &Neo4jSinkConfig {
+        &self.config
+    }
+
+    /// The labels and schema names of the sink's graph.
+    #[must_use]
+    pub fn names(&self) -> &GraphNames {
+        &self.names
+    }
+
+    /// The driver's handle on the database (cheap to clone), for queries of one's own.
+    #[must_use]
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// What the sink sent to the server so far.
+    #[must_use]
+    pub fn stats(&self) -> WriteStats {
+        self.stats
+    }
+
+    /// Creates the missing constraints and indexes now rather than at the first write,
+    /// and waits until they are online. Returns how many were created.
+    ///
+    /// # Errors
+    ///
+    /// When the server cannot be reached or refuses a statement.
+    pub async fn ensure_schema(&mut self) -> Result<usize, Neo4jSinkError> {
+        let created = schema::ensure(&self.graph, &self.names).await?;
+        self.schema_ready = true;
+        Ok(created)
+    }
+
+    /// Deletes every node of the sink's namespace and drops its constraints and indexes:
+    /// for tests and benchmarks, which each write in a namespace of their own.
+    ///
+    /// # Errors
+    ///
+    /// [`Neo4jSinkError::Config`] for the empty (production) namespace, which this never
+    /// deletes; otherwise when the server cannot be reached or refuses a statement.
+    pub async fn drop_namespace(self) -> Result<(), Neo4jSinkError> {
+        if self.names.namespace().is_empty() {
+            return Err(Neo4jSinkError::Config(
+                "drop_namespace refuses the empty (production) namespace".into(),
+            ));
+        }
+        schema::drop_namespace(&self.graph, &self.names).await
+    }
+
+    async fn write(
+        &mut self,
+        kind: RecordKind,
+        records: &[SinkRecord<'_>],
+    ) -> Result<SinkOutcome, Neo4jSinkError> {
+        // Checks that need no server first: a bad batch is refused before any I/O.
+        let mut last: HashMap<i64, usize> = HashMap::with_capacity(records.len());
+        for (i, r) in records.iter().enumerate() {
+            if r.record.kind() != kind {
+                return Err(Neo4jSinkError::KindMismatch {
+                    expected: kind,
+                    found: r.record.kind(),
+                    id: r.record.id(),
+                });
+            }
+            last.insert(int(r.record.id())?, i);
+        }
+        let total = records.len() as u64;
+        if records.is_empty() {
+            return Ok(SinkOutcome::default());
+        }
+        // The last occurrence of each id, in batch order.
+        let unique: Vec<(i64, &SinkRecord<'_>)> = records
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| {
+                let id = i64::try_from(r.record.id()).ok()?;
+                (last.get(&id) == Some(&i)).then_some((id, r))
+            })
+            .collect();
+        if !self.schema_ready {
+            self.ensure_schema().await?;
+        }
+        let (mut inserted, mut updated) = (0, 0);
+        for chunk in unique.chunks(self.config.transaction_records) {
+            let (i, u) = self.write_chunk(kind, chunk).await?;
+            inserted += i;
+            updated += u;
+        }
+        let outcome = SinkOutcome {
+            inserted,
+            updated,
+            unchanged: total - inserted - updated,
+        };
+        tracing::debug!(kind = %kind, records = total, ?outcome, "Batch written.");
+        Ok(outcome)
+    }
+
+    /// Hash lookup, then one write transaction for the records that changed. Returns
+    /// `(inserted, updated)`.
+    async fn write_chunk(
+        &mut self,
+        kind: RecordKind,
+        chunk: &[(i64, &SinkRecord<'_>)],
+    ) -> Result<(u64, u64), Neo4jSinkError> {
+        let stored = self.lookup(kind, chunk.iter().map(|(id, _)| *id)).await?;
+        let mut to_write = Vec::new();
+        let mut replace = Vec::new();
+        for (id, r) in chunk {
+            match stored.get(id) {
+                // Stored complete with the same hash: nothing to do.
+                Some(Some(hash)) if *hash == r.hash.to_hex() => {}
+                Some(Some(_)) => {
+                    replace.push(*id);
+                    to_write.push(*r);
+                }
+                // A stub or no node: the record is new to the graph.
+                Some(None) | None => to_write.push(*r),
+            }
+        }
+        if to_write.is_empty() {
+            return Ok((0, 0));
+        }
+        let updated = replace.len() as u64;
+        let plan = Plan::new(&to_write, replace)?;
+        let inserted = plan.len() as u64 - updated;
+        let statements = plan.into_statements(kind, &self.statements);
+        let n = statements.len() as u64;
+        let mut txn = self
+            .graph
+            .start_txn()
+            .await
+            .map_err(Neo4jSinkError::neo4j("starting a write transaction"))?;
+        for (text, param, value) in statements {
+            if let Err(e) = txn.run(query(text).param(param, value)).await {
+                // The server has already failed the transaction; this only frees it early.
+                let _rolled_back = txn.rollback().await.is_ok();
+                return Err(Neo4jSinkError::Neo4j {
+                    context: "writing a batch",
+                    source: e,
+                });
+            }
+        }
+        txn.commit()
+            .await
+            .map_err(Neo4jSinkError::neo4j("committing a batch"))?;
+        self.stats.write_transactions += 1;
+        self.stats.statements += n;
+        Ok((inserted, updated))
+    }
+
+    /// The stored `sha256` of each id that has a node (`None` for a stub).
+    async fn lookup(
+        &mut self,
+        kind: RecordKind,
+        ids: impl Iterator<Item = i64>,
+    ) -> Result<HashMap<i64, Option<String>>, Neo4jSinkError> {
+        let ids: Vec<BoltType> = ids
+            .map(|id| BoltType::Integer(BoltInteger::new(id)))
+            .collect();
+        let n = ids.len();
+        let q = query(&self.statements.lookup[usize::from(kind.code() - 1)])
+            .param("ids", BoltType::List(BoltList::from(ids)));
+        let context = "looking up stored hashes";
+        let mut rows = self
+            .graph
+            .execute_read(q)
+            .await
+            .map_err(Neo4jSinkError::neo4j(context))?;
+        let mut stored = HashMap::with_capacity(n);
+        while let Some(row) = rows.next().await.map_err(Neo4jSinkError::neo4j(context))? {
+            let id: i64 = get(&row, "id")?;
+            let sha: Option<String> = get(&row, "sha")?;
+            stored.insert(id, sha);
+        }
+        self.stats.hash_lookups += 1;
+        Ok(stored)
+    }
+
+    /// The record stored for `id` of `kind`, in its graph form ([`crate::graph_form`]),
+    /// with its stored hash (`None` for a stub: a node that only references created).
+    /// `None` when there is no such node.
+    ///
+    /// # Errors
+    ///
+    /// When the server cannot be reached, or a stored value has an unexpected type.
+    pub async fn get(
+        &mut self,
+        kind: RecordKind,
+        id: u64,
+    ) -> Result<Option<(Record<'static>, Option<RecordHash>)>, Neo4jSinkError> {
+        let label = self.names.label(kind);
+        let tail = match kind {
+            RecordKind::Artist => {
+                "n.name AS name, n.real_name AS real_name, \
+                 [(n)-[:ALIAS_OF]->(x) | x.id] AS aliases, \
+                 [(x)-[:MEMBER_OF]->(n) | x.id] AS members, \
+                 [(n)-[:MEMBER_OF]->(x) | x.id] AS groups"
+            }
+            RecordKind::Label => {
+                "n.name AS name, [(n)-[:SUBLABEL_OF]->(x) | x.id] AS parents, \
+                 [(x)-[:SUBLABEL_OF]->(n) | x.id] AS sublabels"
+            }
+            RecordKind::Master => {
+                "n.title AS title, n.year AS year, [(n)-[:MAIN_RELEASE]->(x) | x.id] AS main, \
+                 [(n)-[:BY]->(x) | x.id] AS artists, [(n)-[:IS]->(x) | [labels(x), x.name]] AS tags"
+            }
+            RecordKind::Release => {
+                "n.title AS title, n.year AS year, n.released AS released, n.country AS country, \
+                 n.formats AS formats, [(n)-[:BY]->(x) | x.id] AS artists, \
+                 [(n)-[r:ON]->(x) | [x.id, r.catno]] AS labels, \
+                 [(n)-[:DERIVED_FROM]->(x) | x.id] AS masters, \
+                 [(x)-[r:CREDITED_ON]->(n) | [x.id, r.role]] AS credits, \
+                 [(n)-[:IS]->(x) | [labels(x), x.name]] AS tags"
+            }
+        };
+        let text = format!("MATCH (n:{label} {{id: $id}}) RETURN n.sha256 AS sha, {tail}");
+        let q = query(&text).param("id", int(id)?);
+        let context = "reading a record back";
+        let mut rows = self
+            .graph
+            .execute_read(q)
+            .await
+            .map_err(Neo4jSinkError::neo4j(context))?;
+        let Some(row) = rows.next().await.map_err(Neo4jSinkError::neo4j(context))? else {
+            return Ok(None);
+        };
+        let sha: Option<String> = get(&row, "sha")?;
+        let hash = sha
+            .map(|s| {
+                s.parse::<RecordHash>()
+                    .map_err(|e| Neo4jSinkError::Decode(format!("sha256 of {kind} {id}: {e}")))
+            })
+            .transpose()?;
+        let record = self.decode(kind, id, &row)?;
+        Ok(Some((record, hash)))
+    }
+
+    fn decode(
+        &self,
+        kind: RecordKind,
+        id: u64,
+        row: &Row,
+    ) -> Result<Record<'static>, Neo4jSinkError> {
+        let ids = |key: &str| -> Result<Vec<u64>, Neo4jSinkError> {
+            let mut v: Vec<i64> = get(row, key)?;
+            v.sort_unstable();
+            v.dedup();
+            Ok(v.into_iter()
+                .filter_map(|i| u64::try_from(i).ok())
+                .collect())
+        };
+        let refs = |key: &str| -> Result<Vec<EntityRef<'static>>, Neo4jSinkError> {
+            Ok(ids(key)?
+                .into_iter()
+                .map(|id| EntityRef {
+                    id: Some(id),
+                    name: "".into(),
+                })
+                .collect())
+        };
+        let credits = |key: &str| -> Result<Vec<Credit<'static>>, Neo4jSinkError> {
+            Ok(ids(key)?
+                .into_iter()
+                .map(|id| Credit {
+                    id: Some(id),
+                    ..Credit::default()
+                })
+                .collect())
+        };
+        let year = |row: &Row| -> Result<Option<u16>, Neo4jSinkError> {
+            let y: Option<i64> = get(row, "year")?;
+            Ok(y.and_then(|y| u16::try_from(y).ok()))
+        };
+        let text = |key: &str| -> Result<String, Neo4jSinkError> {
+            let s: Option<String> = get(row, key)?;
+            Ok(s.unwrap_or_default())
+        };
+        let opt = |key: &str| -> Result<Option<std::borrow::Cow<'static, str>>, Neo4jSinkError> {
+            let s: Option<String> = get(row, key)?;
+            Ok(s.map(Into::into))
+        };
+        let tags = |row: &Row| -> Result<(Names, Names), Neo4jSinkError> {
+            let pairs: Vec<(Vec<String>, String)> = get(row, "tags")?;
+            let (mut genres, mut styles) = (Vec::new(), Vec::new());
+            for (labels, name) in pairs {
+                if labels.iter().any(|l| l == self.names.genre()) {
+                    genres.push(name.into());
+                } else if labels.iter().any(|l| l == self.names.style()) {
+                    styles.push(name.into());
+                }
+            }
+            genres.sort_unstable();
+            genres.dedup();
+            styles.sort_unstable();
+            styles.dedup();
+            Ok((genres, styles))
+        };
+        Ok(match kind {
+            RecordKind::Artist => Record::Artist(Artist {
+                id,
+                name: text("name")?.into(),
+                real_name: opt("real_name")?,
+                aliases: refs("aliases")?,
+                members: refs("members")?,
+                groups: refs("groups")?,
+                ..Artist::default()
+            }),
+            RecordKind::Label => {
+                let parents = ids("parents")?;
+                Record::Label(Label {
+                    id,
+                    name: text("name")?.into(),
+                    parent_label: parents.first().map(|p| EntityRef {
+                        id: Some(*p),
+                        name: "".into(),
+                    }),
+                    sublabels: refs("sublabels")?,
+                    ..Label::default()
+                })
+            }
+            RecordKind::Master => {
+                let (genres, styles) = tags(row)?;
+                Record::Master(Master {
+                    id,
+                    title: text("title")?.into(),
+                    year: year(row)?,
+                    main_release: ids("main")?.first().copied(),
+                    artists: credits("artists")?,
+                    genres,
+                    styles,
+                    ..Master::default()
+                })
+            }
+            RecordKind::Release => {
+                let (genres, styles) = tags(row)?;
+                let formats: Option<Vec<String>> = get(row, "formats")?;
+                let mut labels: Vec<(i64, Option<String>)> = get(row, "labels")?;
+                labels.sort_unstable();
+                labels.dedup();
+                let mut extra: Vec<(i64, Option<String>)> = get(row, "credits")?;
+                extra.sort_unstable();
+                extra.dedup();
+                Record::Release(Release {
+                    id,
+                    title: text("title")?.into(),
+                    year: year(row)?,
+                    released: opt("released")?,
+                    country: opt("country")?,
+                    formats: formats
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|name| Format {
+                            name: name.into(),
+                            ..Format::default()
+                        })
+                        .collect(),
+                    artists: credits("artists")?,
+                    labels: labels
+                        .into_iter()
+                        .filter_map(|(id, catno)| {
+                            Some(ReleaseLabel {
+                                id: Some(u64::try_from(id).ok()?),
+                                name: "".into(),
+                                catno: catno.map(Into::into),
+                            })
+                        })
+                        .collect(),
+                    master_id: ids("masters")?.first().copied(),
+                    extra_artists: extra
+                        .into_iter()
+                        .filter_map(|(id, role)| {
+                            Some(Credit {
+                                id: Some(u64::try_from(id).ok()?),
+                                role: role.map(Into::into),
+                                ..Credit::default()
+                            })
+                        })
+                        .collect(),
+                    genres,
+                    styles,
+                    ..Release::default()
+                })
+            }
+        })
+    }
+
+    async fn health(&mut self) -> Result<(), Neo4jSinkError> {
+        let context = "health check";
+        let mut rows = self
+            .graph
+            .execute_read(query("RETURN 1 AS one"))
+            .await
+            .map_err(Neo4jSinkError::neo4j(context))?;
+        while rows
+            .next()
+            .await
+            .map_err(Neo4jSinkError::neo4j(context))?
+            .is_some()
+        {}
+        Ok(())
+    }
+}
+
+/// Genre or style names read back.
+type Names = Vec<std::borrow::Cow<'static, str>>;
+
+/// A column of `row`, decoded.
+pub(crate) fn get<'r, T: serde::Deserialize<'r>>(
+    row: &'r Row,
+    key: &str,
+) -> Result<T, Neo4jSinkError> {
+    row.get(key)
+        .map_err(|e| Neo4jSinkError::Decode(format!("column {key}: {e}")))
+}
+
+impl Sink for Neo4jSink {
+    type Error = Neo4jSinkError;
+
+    fn write_batch(
+        &mut self,
+        kind: RecordKind,
+        records: &[SinkRecord<'_>],
+    ) -> impl std::future::Future<Output = Result<SinkOutcome, Neo4jSinkError>> + Send {
+        self.write(kind, records)
+    }
+
+    fn health_check(
+        &mut self,
+    ) -> impl std::future::Future<Output = Result<(), Neo4jSinkError>> + Send {
+        self.health()
+    }
+}

@@ -1,0 +1,205 @@
+//! Real dump excerpts: every file loads; the stored graph equals the model of its records
+//! (every node, every relationship, no repeats); records read back in their graph form;
+//! loading again writes nothing.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use discogs_model::{EntityRef, Record, SinkRecord};
+use discogs_sink_neo4j::{graph_form, Neo4jSink};
+use neo4rs::query;
+
+use crate::model::{diff, Graph};
+use crate::{load, read_records, shared_fixtures, TestGraph};
+
+/// S3 bucket listings kept beside the dumps: XML, but not dumps.
+const LISTINGS: [&str; 2] = ["DiscogsDataDump.xml", "data.xml"];
+
+pub(crate) fn dump_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if path.is_dir() {
+            dump_files(&path, out);
+        } else if (name.ends_with(".xml") || name.ends_with(".xml.gz"))
+            && !LISTINGS.contains(&name.as_str())
+        {
+            out.push(path);
+        }
+    }
+    out.sort();
+}
+
+/// The last record of each id, as the sink keeps it.
+pub(crate) fn last_by_id<'r>(
+    records: &'r [SinkRecord<'static>],
+) -> HashMap<u64, &'r SinkRecord<'static>> {
+    records.iter().map(|r| (r.record.id(), r)).collect()
+}
+
+/// Deletes the namespace's nodes, keeping its schema.
+pub(crate) async fn clear(sink: &Neo4jSink) {
+    for label in sink.names().all_labels() {
+        sink.graph()
+            .run(query(&format!(
+                "MATCH (n:{label}) CALL (n) {{ DETACH DELETE n }} IN TRANSACTIONS OF 10000 ROWS"
+            )))
+            .await
+            .expect("clear");
+    }
+}
+
+/// Element ids of every relationship of the namespace, sorted.
+pub(crate) async fn relationship_ids(sink: &Neo4jSink) -> Vec<String> {
+    let mut ids = Vec::new();
+    for label in sink.names().all_labels() {
+        let mut rows = sink
+            .graph()
+            .execute(query(&format!(
+                "MATCH (:{label})-[r]->() RETURN elementId(r) AS id"
+            )))
+            .await
+            .unwrap();
+        while let Some(row) = rows.next().await.unwrap() {
+            ids.push(row.get::<String>("id").unwrap());
+        }
+    }
+    ids.sort();
+    ids
+}
+
+/// The graph form of `record` as read back, given the whole stored graph: an artist's
+/// members and groups, a label's parent and sublabels, are asserted by both ends, so they
+/// come from the graph model rather than from the record alone.
+pub(crate) fn expected_read_back(record: &Record<'static>, g: &Graph) -> Record<'static> {
+    let ends =
+        |t: &str, from: Option<&str>, to: Option<&str>, base: &str| -> Vec<EntityRef<'static>> {
+            let ids: BTreeSet<u64> = g
+                .rels
+                .keys()
+                .filter(|(rt, f, tt, _)| {
+                    rt == t && from.is_none_or(|x| x == f) && to.is_none_or(|x| x == tt)
+                })
+                .map(|(_, f, tt, _)| if from.is_some() { tt } else { f })
+                .filter_map(|k| k.strip_prefix(base)?.parse().ok())
+                .collect();
+            ids.into_iter()
+                .map(|id| EntityRef {
+                    id: Some(id),
+                    name: "".into(),
+                })
+                .collect()
+        };
+    let mut form = graph_form(record);
+    match &mut form {
+        Record::Artist(a) => {
+            let me = format!("Artist:{}", a.id);
+            a.members = ends("MEMBER_OF", None, Some(&me), "Artist:");
+            a.groups = ends("MEMBER_OF", Some(&me), None, "Artist:");
+        }
+        Record::Label(l) => {
+            let me = format!("Label:{}", l.id);
+            l.sublabels = ends("SUBLABEL_OF", None, Some(&me), "Label:");
+            l.parent_label = ends("SUBLABEL_OF", Some(&me), None, "Label:")
+                .into_iter()
+                .next();
+        }
+        _ => {}
+    }
+    form
+}
+
+#[tokio::test]
+async fn every_fixture_loads_and_the_graph_equals_its_records() {
+    let Some(dir) = shared_fixtures() else { return };
+    let Some(tg) = TestGraph::new("neo4j_fixtures") else {
+        return;
+    };
+    let mut sink = tg.sink();
+    sink.ensure_schema().await.expect("schema");
+    let mut files = Vec::new();
+    dump_files(&dir, &mut files);
+    assert!(files.len() > 30, "found only {} fixture files", files.len());
+    let (mut total_nodes, mut total_rels) = (0, 0);
+    for path in &files {
+        let (kind, records) = read_records(path);
+        let name = path.strip_prefix(&dir).unwrap().display().to_string();
+        clear(&sink).await;
+        let outcome = load(&mut sink, kind, &records, 500).await;
+        let by_id = last_by_id(&records);
+        assert_eq!(outcome.inserted, by_id.len() as u64, "{name}: inserted");
+        assert_eq!(outcome.total(), records.len() as u64, "{name}: total");
+        let complete = tg
+            .count(
+                &sink,
+                &format!(
+                    "MATCH (n:{}) WHERE n.sha256 IS NOT NULL RETURN count(n) AS n",
+                    sink.names().label(kind)
+                ),
+            )
+            .await;
+        assert_eq!(
+            complete,
+            i64::try_from(by_id.len()).unwrap(),
+            "{name}: complete nodes = distinct ids"
+        );
+
+        let expected = Graph::expected(by_id.values().map(|r| &r.record), []);
+        let stored = Graph::stored(&sink).await;
+        assert!(
+            stored == expected,
+            "{name}: stored graph differs:\n{}",
+            diff(&expected, &stored)
+        );
+
+        // Every record of the small files, one in ten of the large ones (the graph
+        // comparison above already covers all of them).
+        let step = if by_id.len() > 500 { 10 } else { 1 };
+        for (id, r) in by_id.iter().step_by(step) {
+            let (record, hash) = sink
+                .get(kind, *id)
+                .await
+                .unwrap()
+                .unwrap_or_else(|| panic!("{name}: {id} missing"));
+            assert_eq!(hash, Some(r.hash), "{name}: hash of {id}");
+            assert_eq!(
+                record,
+                expected_read_back(&r.record, &expected),
+                "{name}: {id} read back"
+            );
+        }
+
+        let before = sink.stats();
+        let rel_ids = relationship_ids(&sink).await;
+        let again = load(&mut sink, kind, &records, 500).await;
+        assert_eq!(again.written(), 0, "{name}: reload wrote {again:?}");
+        assert_eq!(
+            sink.stats().write_transactions,
+            before.write_transactions,
+            "{name}: reload opened write transactions"
+        );
+        assert!(
+            Graph::stored(&sink).await == stored,
+            "{name}: reload changed the graph"
+        );
+        assert_eq!(
+            relationship_ids(&sink).await,
+            rel_ids,
+            "{name}: relationships re-created"
+        );
+
+        let nodes: usize = stored.nodes.values().map(BTreeSet::len).sum();
+        let rels: usize = stored.rels.values().sum();
+        total_nodes += nodes;
+        total_rels += rels;
+        eprintln!(
+            "{name}: {kind} {} records, {nodes} nodes, {rels} relationships",
+            records.len()
+        );
+    }
+    eprintln!(
+        "{} files, {total_nodes} nodes, {total_rels} relationships",
+        files.len()
+    );
+    tg.drop().await;
+}

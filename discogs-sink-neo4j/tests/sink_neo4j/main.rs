@@ -1,0 +1,104 @@
+//! Integration tests for discogs-sink-neo4j against the real Neo4j (`scripts/services up`).
+//!
+//! Neo4j community has one user database, so each test writes in a namespace of its own
+//! (labels and schema names prefixed with a [`discogs_testkit::Scope`] label) and drops it
+//! at the end; without a server the tests skip with a printed reason (and fail under
+//! `CI=true`).
+
+mod conformance;
+mod fixtures;
+mod model;
+
+use std::path::Path;
+
+use discogs_model::{RecordKind, Sink, SinkOutcome, SinkRecord};
+use discogs_parse::{DumpReader, Error, ReadOptions};
+use discogs_sink_neo4j::{Neo4jSink, Neo4jSinkConfig};
+use discogs_testkit::{require, Config, Scope, Service};
+use neo4rs::query;
+
+pub(crate) use discogs_testkit::shared_fixtures;
+
+/// A namespace of its own and the server's settings.
+pub(crate) struct TestGraph {
+    pub(crate) server: Config,
+    pub(crate) namespace: String,
+}
+
+impl TestGraph {
+    /// `None` (test skipped) when Neo4j is not reachable.
+    pub(crate) fn new(tag: &str) -> Option<TestGraph> {
+        let server = require(Service::Neo4j)?;
+        let namespace = format!("{}_", Scope::new(tag).label());
+        Some(TestGraph { server, namespace })
+    }
+
+    pub(crate) fn config(&self) -> Neo4jSinkConfig {
+        Neo4jSinkConfig::new(
+            self.server.url(),
+            self.server.username().unwrap_or("neo4j"),
+            self.server.password().unwrap_or_default(),
+        )
+        .namespace(&self.namespace)
+    }
+
+    pub(crate) fn sink(&self) -> Neo4jSink {
+        Neo4jSink::new(self.config()).expect("valid config")
+    }
+
+    /// Runs a query returning one integer column `n`; `{ns}` in the text becomes the
+    /// namespace prefix.
+    pub(crate) async fn count(&self, sink: &Neo4jSink, cypher: &str) -> i64 {
+        let text = cypher.replace("{ns}", &self.namespace);
+        let mut rows = sink
+            .graph()
+            .execute(query(&text))
+            .await
+            .unwrap_or_else(|e| panic!("{text}: {e:?}"));
+        let row = rows.next().await.unwrap().expect("one row");
+        row.get::<i64>("n").unwrap()
+    }
+
+    pub(crate) async fn drop(self) {
+        self.sink().drop_namespace().await.expect("drop namespace");
+    }
+}
+
+/// Every record of a dump file (stopping at a fatal error, as for the truncated excerpt).
+pub(crate) fn read_records(path: &Path) -> (RecordKind, Vec<SinkRecord<'static>>) {
+    let mut reader = DumpReader::open_with(path, ReadOptions::default().max_errors(None))
+        .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
+    let kind = reader.kind();
+    let mut out = Vec::new();
+    while let Some(item) = reader.next_record() {
+        match item {
+            Ok(p) => {
+                let p = p.into_owned();
+                out.push(SinkRecord {
+                    record: p.record,
+                    hash: p.hash,
+                });
+            }
+            Err(Error::Record(_)) => {}
+            Err(_) => break,
+        }
+    }
+    (kind, out)
+}
+
+/// Writes `records` in batches of `batch`, summing the outcomes.
+pub(crate) async fn load(
+    sink: &mut Neo4jSink,
+    kind: RecordKind,
+    records: &[SinkRecord<'_>],
+    batch: usize,
+) -> SinkOutcome {
+    let mut total = SinkOutcome::default();
+    for chunk in records.chunks(batch) {
+        total += sink
+            .write_batch(kind, chunk)
+            .await
+            .unwrap_or_else(|e| panic!("write_batch: {e:?}"));
+    }
+    total
+}
