@@ -12,12 +12,16 @@
 //! | [`hashstore`] | the last confirmed hash per (kind, id), in redb |
 //! | [`scan`] | parsing with change detection on the parser's workers |
 //! | [`progress`] | bytes, rate and ETA of the step in hand (terminal bar and `/health`) |
+//! | [`publish`] | one file onto the bus, following confirms; the [`publish::Outlet`] trait |
+//! | [`run`] | the service loop, `POST /trigger`, local mode |
 
 pub mod discover;
 pub mod fetch;
 pub mod hashstore;
 pub mod http;
 pub mod progress;
+pub mod publish;
+pub mod run;
 pub mod scan;
 pub mod state;
 
@@ -57,9 +61,13 @@ pub struct ExtractorArgs {
     #[arg(long, env = "PERIODIC_CHECK_DAYS", default_value_t = 15,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub periodic_check_days: u64,
-    /// Publish every record, changed or not, and process a finished version again.
+    /// Process a version again even when it was finished (changed records only, unless
+    /// `--full-publish`).
     #[arg(short = 'f', long, env = "FORCE_REPROCESS")]
     pub force_reprocess: bool,
+    /// Publish every record, changed or not (the hash store is still updated).
+    #[arg(long, env = "FULL_PUBLISH")]
+    pub full_publish: bool,
     /// Accept a dump without a usable CHECKSUM and parse its files unverified.
     #[arg(long, env = "ALLOW_UNVERIFIED")]
     pub allow_unverified: bool,
@@ -75,6 +83,10 @@ pub struct ExtractorArgs {
     /// Seconds between two HTTP requests to the dump site.
     #[arg(long, env = "REQUEST_GAP_SECS", default_value_t = 5.0)]
     pub request_gap_secs: f64,
+    /// Seconds between saves of the resume point and the confirmed hashes (0: after every
+    /// confirm).
+    #[arg(long, env = "CHECKPOINT_SECS", default_value_t = 1.0)]
+    pub checkpoint_secs: f64,
     /// Page cache of the hash store, in MB.
     #[arg(long, env = "HASH_CACHE_MB", default_value_t = 32)]
     pub hash_cache_mb: usize,

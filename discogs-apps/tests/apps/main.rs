@@ -2,5 +2,7 @@
 
 mod download;
 mod dumpsite;
+mod extract;
 mod health_server;
+mod outlet;
 mod util;
