@@ -28,7 +28,14 @@ fn main() -> anyhow::Result<()> {
     let store = HashStore::open(&store_dir.join(".record_hashes.redb"), 32 << 20)?;
     let kind = DumpReader::open(&file)?.kind();
     let started = Instant::now();
-    let reader = scan(&file, store.snapshot(kind)?, ScanOptions { workers, ..ScanOptions::default() })?;
+    let reader = scan(
+        &file,
+        store.snapshot(kind)?,
+        ScanOptions {
+            workers,
+            ..ScanOptions::default()
+        },
+    )?;
     let (mut changed, mut unchanged) = (0u64, 0u64);
     let mut batch = Vec::with_capacity(5_000);
     for item in reader {
@@ -54,7 +61,11 @@ fn main() -> anyhow::Result<()> {
     let rate = (changed + unchanged) as f64 / secs;
     let rss = std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_owned))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(str::to_owned)
+        })
         .unwrap_or_default();
     println!("{kind}: {changed} changed, {unchanged} unchanged in {secs:.2} s = {rate:.0} records/s; peak {rss}");
     Ok(())

@@ -206,6 +206,49 @@ async fn resumes_after_a_crash_from_the_last_confirmed_batch() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_confirms_the_batch_in_hand_and_saves_the_point() {
+    let Some(fixtures) = discogs_testkit::shared_fixtures() else {
+        return;
+    };
+    let root = temp_root("shutdown");
+    let month = fixtures.join(EXCERPT_2025_11);
+    let all: Vec<u64> = records_of(&month).into_iter().map(|r| r.0).collect();
+    let a = args(&root, &month, &[]);
+    let shutdown = Shutdown::new();
+    let mut first = RecordingOutlet::new(100, 3);
+    first.shutdown_after = Some((1_234, shutdown.clone()));
+    let outcome = Extractor::new(a.clone())
+        .cycle(&mut first, &shutdown, false)
+        .await
+        .unwrap();
+    assert_eq!(outcome, CycleOutcome::Interrupted);
+    let point = VersionState::load(&root, "20251101")
+        .unwrap()
+        .unwrap()
+        .files[&RecordKind::Release]
+        .resume;
+    // The partial batch in hand was sent and confirmed: everything accepted is saved.
+    let accepted = u64::try_from(first.published_ids().len()).unwrap();
+    assert!(accepted >= 1_234, "{accepted}");
+    assert_eq!(point.published, accepted);
+    assert_eq!(point.batches, u64::try_from(first.sent.len()).unwrap());
+    assert!(
+        first.file_complete.is_empty(),
+        "no file_complete for an unfinished file"
+    );
+
+    let mut second = RecordingOutlet::new(100, 3);
+    Extractor::new(a)
+        .cycle(&mut second, &Shutdown::new(), false)
+        .await
+        .unwrap();
+    let mut union = first.published_ids();
+    union.extend(second.published_ids());
+    assert_eq!(union, all, "nothing twice, nothing lost");
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trigger_and_health_over_http() {
     let root = temp_root("trigger");
     let ex = Extractor::new(args(&root, &root, &[]));

@@ -24,6 +24,8 @@ pub(crate) struct RecordingOutlet {
     pub(crate) lag: usize,
     /// Fail every publish once this many records were accepted (a lost broker).
     pub(crate) fail_after: Option<u64>,
+    /// Ask for shutdown once this many records were accepted (SIGTERM mid-file).
+    pub(crate) shutdown_after: Option<(u64, discogs_apps::shutdown::Shutdown)>,
     pub(crate) sent: Vec<Sent>,
     pub(crate) file_complete: Vec<(String, u64, u64)>,
     pub(crate) extraction_complete: Vec<(String, [u64; 4])>,
@@ -92,6 +94,11 @@ impl Outlet for RecordingOutlet {
         }
         self.open.push((record.record.id(), record.hash));
         self.accepted += 1;
+        if let Some((n, shutdown)) = &self.shutdown_after {
+            if self.accepted == *n {
+                shutdown.trigger();
+            }
+        }
         if self.open.len() >= self.batch_size {
             self.send();
         }
