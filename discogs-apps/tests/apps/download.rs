@@ -11,6 +11,7 @@ use discogs_apps::extractor::state::VersionState;
 use discogs_parse::RecordKind;
 
 use crate::dumpsite::{DumpSite, Faults};
+use crate::util::temp_root;
 
 fn quick_http() -> Http {
     Http::new(HttpOptions {
@@ -21,12 +22,6 @@ fn quick_http() -> Http {
         ..HttpOptions::default()
     })
     .unwrap()
-}
-
-fn temp_root(tag: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("apps-{tag}-{}", discogs_testkit::unique_suffix()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 #[tokio::test]

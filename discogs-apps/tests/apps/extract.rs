@@ -4,7 +4,7 @@
 //! the last confirmed batch, `/trigger` and `/health`.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use clap::Parser as _;
 use discogs_apps::extractor::run::{CycleOutcome, Extractor};
@@ -15,6 +15,7 @@ use discogs_model::{RecordHash, RecordKind};
 use discogs_parse::DumpReader;
 
 use crate::outlet::RecordingOutlet;
+pub(crate) use crate::util::temp_root;
 
 pub(crate) const EXCERPT_2025_11: &str =
     "nicolascalo__discogs_lakehouse_graph_data_platform/discogs_20251101_releases_sample_100000.xml.gz";
@@ -43,12 +44,6 @@ pub(crate) fn records_of(path: &Path) -> Vec<(u64, RecordHash)> {
             (r.record.id(), r.hash)
         })
         .collect()
-}
-
-pub(crate) fn temp_root(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("apps-{tag}-{}", discogs_testkit::unique_suffix()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -52,3 +52,10 @@ fn dechunk(mut s: &str) -> String {
     }
     out
 }
+
+/// A fresh folder under the system's temporary folder.
+pub(crate) fn temp_root(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("apps-{tag}-{}", discogs_testkit::unique_suffix()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
