@@ -34,6 +34,9 @@ pub enum Neo4jSinkError {
     /// An id above `i64::MAX` cannot be stored as a Neo4j integer.
     #[error("id {0} does not fit in a Neo4j integer")]
     IdOutOfRange(u64),
+    /// The schema could not be brought online (an index failed, or took too long).
+    #[error("Neo4j schema: {0}")]
+    Schema(String),
     /// A value read from the graph did not have the expected type or form.
     #[error("unexpected value in the graph: {0}")]
     Decode(String),
@@ -75,6 +78,7 @@ impl Neo4jSinkError {
             Self::Config(_)
             | Self::KindMismatch { .. }
             | Self::IdOutOfRange(_)
+            | Self::Schema(_)
             | Self::Decode(_) => false,
         }
     }

@@ -26,7 +26,7 @@ pub struct Aggregates {
 pub struct MaintenanceReport {
     /// Stub nodes (no `sha256`) without relationships that were deleted.
     pub stubs_removed: u64,
-    /// Genre and style nodes without relationships that were deleted.
+    /// Genre and style nodes that no record `IS` any more, deleted.
     pub tags_removed: u64,
     /// The aggregates.
     pub aggregates: Aggregates,
@@ -67,7 +67,8 @@ impl Neo4jSink {
 
     /// Deletes stub nodes (created by references, never completed by a record of their
     /// own) that no relationship touches any more, and genres and styles that no record
-    /// uses. Stubs that are still referenced stay: their record may come in a later dump.
+    /// `IS` any more (with their `PART_OF` relationships). Stubs that are still referenced
+    /// stay: their record may come in a later dump.
     /// Returns how many nodes were deleted.
     ///
     /// # Errors
@@ -117,8 +118,10 @@ impl Neo4jSink {
         }
         let mut tags = 0;
         for label in [self.names.genre().to_owned(), self.names.style().to_owned()] {
+            // No record IS it any more: its PART_OF relationships go with it.
             let text = format!(
-                "MATCH (n:{label}) WHERE NOT EXISTS {{ (n)--() }} DELETE n RETURN count(*) AS n"
+                "MATCH (n:{label}) WHERE NOT EXISTS {{ (n)<-[:IS]-() }} DETACH DELETE n \
+                 RETURN count(*) AS n"
             );
             tags += self.count(query(&text)).await?;
             tx += 1;

@@ -1,7 +1,11 @@
 //! The graph's schema: uniqueness constraints, range and full-text indexes, created
 //! idempotently at start-up; and the removal of a whole namespace (tests, benchmarks).
 
+use std::time::{Duration, Instant};
+
 use neo4rs::{query, Graph};
+
+use crate::sink::get;
 
 use crate::{GraphNames, Neo4jSinkError};
 
@@ -134,7 +138,11 @@ async fn existing(graph: &Graph) -> Result<Vec<String>, Neo4jSinkError> {
 
 /// Creates what is missing of [`schema_objects`] and waits until every index is online.
 /// Each statement is idempotent (`IF NOT EXISTS`), so concurrent start-ups are safe.
-pub(crate) async fn ensure(graph: &Graph, names: &GraphNames) -> Result<usize, Neo4jSinkError> {
+pub(crate) async fn ensure(
+    graph: &Graph,
+    names: &GraphNames,
+    timeout: Duration,
+) -> Result<usize, Neo4jSinkError> {
     let have = existing(graph).await?;
     let mut created = 0;
     for object in schema_objects(names) {
@@ -148,10 +156,7 @@ pub(crate) async fn ensure(graph: &Graph, names: &GraphNames) -> Result<usize, N
         created += 1;
     }
     if created > 0 {
-        graph
-            .run(query("CALL db.awaitIndexes(600)"))
-            .await
-            .map_err(Neo4jSinkError::neo4j("waiting for the indexes"))?;
+        await_online(graph, names, timeout).await?;
         tracing::info!(
             namespace = names.namespace(),
             created,
@@ -159,6 +164,50 @@ pub(crate) async fn ensure(graph: &Graph, names: &GraphNames) -> Result<usize, N
         );
     }
     Ok(created)
+}
+
+/// Waits until every index of the namespace is online. Only its own: `db.awaitIndexes`
+/// would also wait for other namespaces' indexes, and forever for one that never comes
+/// online.
+async fn await_online(
+    graph: &Graph,
+    names: &GraphNames,
+    timeout: Duration,
+) -> Result<(), Neo4jSinkError> {
+    let wanted: Vec<String> = schema_objects(names).into_iter().map(|o| o.name).collect();
+    let started = Instant::now();
+    loop {
+        let q = query(
+            "SHOW INDEXES YIELD name, state WHERE name IN $names AND state <> 'ONLINE' \
+             RETURN name, state",
+        )
+        .param("names", wanted.clone());
+        let context = "waiting for the indexes";
+        let mut rows = graph
+            .execute(q)
+            .await
+            .map_err(Neo4jSinkError::neo4j(context))?;
+        let mut pending = Vec::new();
+        while let Some(row) = rows.next().await.map_err(Neo4jSinkError::neo4j(context))? {
+            let name: String = get(&row, "name")?;
+            let state: String = get(&row, "state")?;
+            if state == "FAILED" {
+                return Err(Neo4jSinkError::Schema(format!(
+                    "index {name} failed to build"
+                )));
+            }
+            pending.push(name);
+        }
+        if pending.is_empty() {
+            return Ok(());
+        }
+        if started.elapsed() > timeout {
+            return Err(Neo4jSinkError::Schema(format!(
+                "indexes not online after {timeout:?}: {pending:?}"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Deletes every node of the namespace's six labels (in transactions of 10,000 nodes)

@@ -117,7 +117,8 @@ impl Neo4jSink {
     ///
     /// When the server cannot be reached or refuses a statement.
     pub async fn ensure_schema(&mut self) -> Result<usize, Neo4jSinkError> {
-        let created = schema::ensure(&self.graph, &self.names).await?;
+        let timeout = std::time::Duration::from_secs(self.config.timeout_secs.max(1));
+        let created = schema::ensure(&self.graph, &self.names, timeout).await?;
         self.schema_ready = true;
         Ok(created)
     }
@@ -221,8 +222,18 @@ impl Neo4jSink {
             .start_txn()
             .await
             .map_err(Neo4jSinkError::neo4j("starting a write transaction"))?;
+        let profile = std::env::var_os("PROFILE_TMP").is_some();
         for (text, param, value) in statements {
-            if let Err(e) = txn.run(query(text).param(param, value)).await {
+            let t0 = std::time::Instant::now();
+            let res = txn.run(query(text).param(param, value)).await;
+            if profile {
+                eprintln!(
+                    "{:>8.1} ms {}",
+                    t0.elapsed().as_secs_f64() * 1000.0,
+                    &text[..text.len().min(110)]
+                );
+            }
+            if let Err(e) = res {
                 // The server has already failed the transaction; this only frees it early.
                 let _rolled_back = txn.rollback().await.is_ok();
                 return Err(Neo4jSinkError::Neo4j {
@@ -231,9 +242,13 @@ impl Neo4jSink {
                 });
             }
         }
+        let t0 = std::time::Instant::now();
         txn.commit()
             .await
             .map_err(Neo4jSinkError::neo4j("committing a batch"))?;
+        if profile {
+            eprintln!("{:>8.1} ms commit", t0.elapsed().as_secs_f64() * 1000.0);
+        }
         self.stats.write_transactions += 1;
         self.stats.statements += n;
         Ok((inserted, updated))

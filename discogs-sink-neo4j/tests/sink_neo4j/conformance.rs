@@ -15,7 +15,7 @@ struct Neo4jHarness {
 impl Neo4jHarness {
     fn new(tag: &'static str) -> Option<Neo4jHarness> {
         // Only to skip early when Neo4j is absent.
-        TestGraph::new(tag)?;
+        discogs_testkit::require(discogs_testkit::Service::Neo4j)?;
         Some(Neo4jHarness {
             tag,
             graphs: Vec::new(),

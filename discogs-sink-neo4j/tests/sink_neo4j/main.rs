@@ -6,8 +6,13 @@
 //! `CI=true`).
 
 mod conformance;
+mod errors;
 mod fixtures;
+mod maintenance;
 mod model;
+mod roundtrip;
+mod shape;
+mod update;
 
 use std::path::Path;
 
@@ -19,10 +24,12 @@ use neo4rs::query;
 
 pub(crate) use discogs_testkit::shared_fixtures;
 
-/// A namespace of its own and the server's settings.
+/// A namespace of its own and the server's settings. Dropped without [`TestGraph::drop`]
+/// (a failed assertion), it still removes its namespace, from a thread of its own.
 pub(crate) struct TestGraph {
     pub(crate) server: Config,
     pub(crate) namespace: String,
+    dropped: bool,
 }
 
 impl TestGraph {
@@ -30,7 +37,11 @@ impl TestGraph {
     pub(crate) fn new(tag: &str) -> Option<TestGraph> {
         let server = require(Service::Neo4j)?;
         let namespace = format!("{}_", Scope::new(tag).label());
-        Some(TestGraph { server, namespace })
+        Some(TestGraph {
+            server,
+            namespace,
+            dropped: false,
+        })
     }
 
     pub(crate) fn config(&self) -> Neo4jSinkConfig {
@@ -59,8 +70,28 @@ impl TestGraph {
         row.get::<i64>("n").unwrap()
     }
 
-    pub(crate) async fn drop(self) {
+    pub(crate) async fn drop(mut self) {
+        self.dropped = true;
         self.sink().drop_namespace().await.expect("drop namespace");
+    }
+}
+
+impl Drop for TestGraph {
+    fn drop(&mut self) {
+        if self.dropped {
+            return;
+        }
+        let sink = self.sink();
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(sink.drop_namespace())
+        });
+        if let Ok(Err(e)) = cleanup.join() {
+            eprintln!("cleaning up a failed test's namespace: {e}");
+        }
     }
 }
 
