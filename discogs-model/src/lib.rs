@@ -49,6 +49,7 @@ mod parts;
 mod record;
 mod release;
 pub mod sink;
+pub mod wire;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
