@@ -1,0 +1,341 @@
+//! One message received by a consumer, and how it is settled.
+
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use discogs_model::wire::{Batch, Message};
+use discogs_model::{RecordKind, SinkRecord};
+use lapin::options::{BasicAckOptions, BasicNackOptions, BasicPublishOptions};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::{BasicProperties, Channel};
+
+use crate::amqp::{headers, long};
+use crate::memory::MemorySettle;
+use crate::BusError;
+
+/// A message a consumer received: a batch of records or a control message, with what is
+/// needed to settle it.
+///
+/// Settle every delivery exactly once, after the work it carries is durable:
+///
+/// * [`ack`](Self::ack): done, remove it from the queue;
+/// * [`requeue`](Self::requeue): put it back for a later attempt (this counts against the
+///   queue's delivery limit, so for an outage prefer holding it and retrying in process,
+///   as [`crate::process`] does);
+/// * [`dead_letter`](Self::dead_letter): it can never succeed; move it to the dead-letter
+///   queue with the reason.
+///
+/// A delivery dropped without being settled is put back in the queue (like a requeue).
+pub struct Delivery {
+    kind: RecordKind,
+    queue: Arc<str>,
+    message: Result<Arc<Message<'static>>, String>,
+    redelivery_count: u32,
+    delivery_limit: u32,
+    settle: Option<Settle>,
+    _outstanding: Outstanding,
+}
+
+pub(crate) enum Settle {
+    Amqp(Box<AmqpSettle>),
+    Memory(MemorySettle),
+}
+
+pub(crate) struct AmqpSettle {
+    pub(crate) acker: lapin::Acker,
+    pub(crate) channel: Channel,
+    pub(crate) dead_letter_exchange: ShortString,
+    pub(crate) body: Vec<u8>,
+    pub(crate) properties: BasicProperties,
+}
+
+/// Counts the deliveries handed out and not yet dropped or settled, so that a consumer
+/// does not go idle (and close its channels) under a delivery someone still holds.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct OutstandingCounter(Arc<AtomicUsize>);
+
+impl OutstandingCounter {
+    pub(crate) fn get(&self) -> usize {
+        self.0.load(Ordering::Acquire)
+    }
+
+    fn track(&self) -> Outstanding {
+        self.0.fetch_add(1, Ordering::AcqRel);
+        Outstanding(Some(self.0.clone()))
+    }
+}
+
+struct Outstanding(Option<Arc<AtomicUsize>>);
+
+impl Drop for Outstanding {
+    fn drop(&mut self) {
+        if let Some(n) = self.0.take() {
+            n.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+impl fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Delivery");
+        d.field("queue", &self.queue)
+            .field("kind", &self.kind)
+            .field("redelivery_count", &self.redelivery_count);
+        match &self.message {
+            Ok(m) => d
+                .field("type", &m.message_type())
+                .field("records", &m.record_count()),
+            Err(e) => d.field("undecodable", e),
+        };
+        d.finish_non_exhaustive()
+    }
+}
+
+impl Delivery {
+    pub(crate) fn new(
+        kind: RecordKind,
+        queue: Arc<str>,
+        message: Result<Arc<Message<'static>>, String>,
+        redelivery_count: u32,
+        delivery_limit: u32,
+        settle: Settle,
+        outstanding: &OutstandingCounter,
+    ) -> Self {
+        Self {
+            kind,
+            queue,
+            message,
+            redelivery_count,
+            delivery_limit,
+            settle: Some(settle),
+            _outstanding: outstanding.track(),
+        }
+    }
+
+    /// The kind of the queue it came from.
+    #[must_use]
+    pub fn kind(&self) -> RecordKind {
+        self.kind
+    }
+
+    /// The queue it came from.
+    #[must_use]
+    pub fn queue(&self) -> &str {
+        &self.queue
+    }
+
+    /// The decoded message.
+    ///
+    /// # Errors
+    ///
+    /// [`BusError::Decode`] when the body is not a message this build reads: such a
+    /// delivery can only be dead-lettered.
+    pub fn message(&self) -> Result<&Message<'static>, BusError> {
+        match &self.message {
+            Ok(m) => Ok(m),
+            Err(reason) => Err(BusError::Decode {
+                queue: self.queue.to_string(),
+                reason: reason.clone(),
+            }),
+        }
+    }
+
+    /// The batch, when the message is one.
+    #[must_use]
+    pub fn batch(&self) -> Option<&Batch<'static>> {
+        match self.message.as_deref() {
+            Ok(Message::Batch(b)) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// The records carried: a batch's, or none for control and undecodable messages.
+    #[must_use]
+    pub fn records(&self) -> &[SinkRecord<'static>] {
+        self.batch().map_or(&[], |b| b.records.as_slice())
+    }
+
+    /// How many times this message was given back before this delivery (0 on the first):
+    /// the quorum queue's `x-delivery-count`.
+    #[must_use]
+    pub fn redelivery_count(&self) -> u32 {
+        self.redelivery_count
+    }
+
+    /// Whether this message was delivered before.
+    #[must_use]
+    pub fn is_redelivered(&self) -> bool {
+        self.redelivery_count > 0
+    }
+
+    /// Whether giving this delivery back once more makes the broker dead-letter it (the
+    /// queue's delivery limit is reached): the last chance to dead-letter it with a reason.
+    #[must_use]
+    pub fn is_last_attempt(&self) -> bool {
+        self.redelivery_count >= self.delivery_limit
+    }
+
+    fn take_settle(&mut self) -> Result<Settle, BusError> {
+        self.settle
+            .take()
+            .ok_or_else(|| BusError::Usage("a delivery can be settled only once".into()))
+    }
+
+    /// Acknowledges: the work is done and durable, the broker forgets the message.
+    ///
+    /// # Errors
+    ///
+    /// [`BusError::StaleDelivery`] when the channel it came on has closed: the broker will
+    /// deliver it again (harmless when writes are idempotent).
+    pub async fn ack(mut self) -> Result<(), BusError> {
+        match self.take_settle()? {
+            Settle::Amqp(s) => s
+                .acker
+                .ack(BasicAckOptions::default())
+                .await
+                .map(drop)
+                .map_err(|source| self.stale(source)),
+            Settle::Memory(s) => s.ack(),
+        }
+    }
+
+    /// Gives the message back to the queue for another attempt. Counts against the
+    /// queue's delivery limit.
+    ///
+    /// # Errors
+    ///
+    /// [`BusError::StaleDelivery`] when the channel has closed (the message is back in the
+    /// queue anyway).
+    pub async fn requeue(mut self) -> Result<(), BusError> {
+        match self.take_settle()? {
+            Settle::Amqp(s) => s
+                .acker
+                .nack(BasicNackOptions {
+                    requeue: true,
+                    multiple: false,
+                })
+                .await
+                .map(drop)
+                .map_err(|source| self.stale(source)),
+            Settle::Memory(s) => s.requeue(),
+        }
+    }
+
+    /// Moves the message to its queue's dead-letter queue with `reason` (in the header
+    /// [`headers::DEAD_LETTER_REASON`]), for a person to look at: a copy is published to
+    /// the dead-letter exchange and confirmed by the broker, then the original is
+    /// acknowledged.
+    ///
+    /// # Errors
+    ///
+    /// When the copy cannot be published or confirmed; the original then stays unsettled
+    /// on the broker (and is delivered again once this delivery's channel closes).
+    pub async fn dead_letter(mut self, reason: &str) -> Result<(), BusError> {
+        let redeliveries = self.redelivery_count;
+        let queue = self.queue.clone();
+        match self.take_settle()? {
+            Settle::Amqp(s) => {
+                let mut table = s.properties.headers().clone().unwrap_or_default();
+                table.insert(headers::DEAD_LETTER_REASON.into(), long(reason));
+                table.insert(headers::DEAD_LETTER_QUEUE.into(), long(&queue));
+                table.insert(
+                    headers::DEAD_LETTER_DELIVERIES.into(),
+                    AMQPValue::LongLongInt(i64::from(redeliveries) + 1),
+                );
+                let properties = s.properties.clone().with_headers(table);
+                let what = format!("dead-lettering a message from {queue}");
+                let confirm = s
+                    .channel
+                    .basic_publish(
+                        s.dead_letter_exchange.clone(),
+                        "".into(),
+                        BasicPublishOptions {
+                            mandatory: true,
+                            ..BasicPublishOptions::default()
+                        },
+                        &s.body,
+                        properties,
+                    )
+                    .await
+                    .map_err(BusError::amqp(what.clone()))?
+                    .await
+                    .map_err(BusError::amqp(what.clone()))?;
+                if confirm.is_nack() {
+                    return Err(BusError::Nacked {
+                        exchange: s.dead_letter_exchange.to_string(),
+                        what,
+                    });
+                }
+                if let Some(returned) = confirm.take_message() {
+                    return Err(BusError::Unroutable {
+                        exchange: s.dead_letter_exchange.to_string(),
+                        what,
+                        reply: returned.reply_text.to_string(),
+                    });
+                }
+                s.acker
+                    .ack(BasicAckOptions::default())
+                    .await
+                    .map(drop)
+                    .map_err(|source| BusError::StaleDelivery {
+                        queue: queue.to_string(),
+                        source,
+                    })
+            }
+            Settle::Memory(s) => s.dead_letter(reason, redeliveries + 1),
+        }
+    }
+
+    fn stale(&self, source: lapin::Error) -> BusError {
+        BusError::StaleDelivery {
+            queue: self.queue.to_string(),
+            source,
+        }
+    }
+}
+
+impl Drop for Delivery {
+    fn drop(&mut self) {
+        match self.settle.take() {
+            None => {}
+            Some(Settle::Memory(s)) => {
+                // Best effort: the bus may be closed already.
+                s.requeue().unwrap_or(());
+            }
+            Some(Settle::Amqp(s)) => {
+                // Give the message back now rather than when the channel closes, so that
+                // it does not hold a prefetch slot meanwhile.
+                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                    let queue = self.queue.clone();
+                    runtime.spawn(async move {
+                        let options = BasicNackOptions {
+                            requeue: true,
+                            multiple: false,
+                        };
+                        if let Err(e) = s.acker.nack(options).await {
+                            tracing::debug!(%queue, error = %e, "Requeueing a dropped delivery failed; the broker requeues it when the channel closes.");
+                        }
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Reads the headers of a dead-lettered message: the reason a consumer gave, or, for a
+/// message the broker dead-lettered itself, the reason in its `x-death` header (e.g.
+/// `delivery_limit`).
+#[must_use]
+pub fn dead_letter_reason(headers_table: Option<&FieldTable>) -> Option<String> {
+    if let Some(reason) = crate::amqp::header_str(headers_table, headers::DEAD_LETTER_REASON) {
+        return Some(reason.to_owned());
+    }
+    let AMQPValue::FieldArray(deaths) = headers_table?.inner().get("x-death")? else {
+        return None;
+    };
+    deaths.as_slice().iter().find_map(|death| match death {
+        AMQPValue::FieldTable(t) => crate::amqp::header_str(Some(t), "reason").map(str::to_owned),
+        _ => None,
+    })
+}

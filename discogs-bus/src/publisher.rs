@@ -1,0 +1,582 @@
+//! [`AmqpPublisher`]: batches, persistent `mandatory` messages, a window of pipelined
+//! confirms, reconnection that sends again everything unconfirmed.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use discogs_model::wire::{
+    BatchEncoder, ExtractionComplete, FileComplete, Message, MessageType, WireError,
+};
+use discogs_model::{RecordKind, SinkRecord};
+use futures_util::FutureExt;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::types::ShortString;
+use lapin::Confirmation;
+use lapin::{BasicProperties, Channel, Connection, PublisherConfirm};
+
+use crate::amqp::{connect, properties, MessageInfo};
+use crate::error::{lapin_is_retriable, needs_reconnect};
+use crate::publish::{complete_message, FileProgress, FileRef, Publisher, Resume};
+use crate::topology::{declare_consumer, declare_exchanges};
+use crate::{BusError, PublisherConfig, Topology};
+
+/// Publishes to RabbitMQ (see [`Publisher`] for the protocol).
+///
+/// * Records of the open file are encoded straight into the body of the current batch
+///   ([`BatchEncoder`]), which is closed at [`PublisherConfig::max_records`] records or
+///   before it would pass [`PublisherConfig::max_bytes`].
+/// * Each batch is one persistent, `mandatory` message on the kind's fanout exchange, with
+///   the headers of [`crate::headers`] and the message id `{version}/{file}/{seq}`.
+/// * Up to [`PublisherConfig::confirm_window`] messages are in flight; their confirms are
+///   collected in order, so the confirmed batches of a file are always a prefix
+///   ([`FileProgress::confirmed_batches`]).
+/// * A nack or a returned message is an error for the caller; the message stays queued
+///   and the next call sends it again.
+/// * A lost connection (or a confirm that does not come within
+///   [`PublisherConfig::confirm_timeout`]) is repaired with a new connection, with backoff
+///   ([`PublisherConfig::reconnect`]); every unconfirmed message is then sent again. A
+///   batch may so reach the queues twice, with the same id: at-least-once.
+///
+/// No I/O happens before the first message; the connection is opened, and the exchanges
+/// (and the queues of [`PublisherConfig::consumers`]) declared, on first use or by
+/// [`AmqpPublisher::connect`].
+pub struct AmqpPublisher {
+    url: String,
+    topology: Topology,
+    config: PublisherConfig,
+    session: Option<Session>,
+    encoder: BatchEncoder,
+    /// Whether `encoder` holds a started batch of the open file.
+    encoding: bool,
+    open: Option<OpenFile>,
+    outbox: VecDeque<Outgoing>,
+    in_flight: usize,
+}
+
+struct Session {
+    connection: Connection,
+    channel: Channel,
+}
+
+struct OpenFile {
+    progress: FileProgress,
+    /// `file_complete` was queued (so a repeated `end_file` does not queue it twice).
+    completing: bool,
+}
+
+enum State {
+    Unsent,
+    Sent(PublisherConfirm),
+    Confirmed,
+}
+
+struct Outgoing {
+    exchange: ShortString,
+    body: Vec<u8>,
+    properties: BasicProperties,
+    what: String,
+    /// `(seq, records)` for a batch of the open file.
+    batch: Option<(u64, u64)>,
+    state: State,
+}
+
+impl std::fmt::Debug for AmqpPublisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AmqpPublisher")
+            .field("url", &crate::amqp::redact(&self.url))
+            .field("topology", &self.topology)
+            .field("connected", &self.session.is_some())
+            .field("progress", &self.progress())
+            .field("outbox", &self.outbox.len())
+            .field("in_flight", &self.in_flight)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AmqpPublisher {
+    /// A publisher to the broker at `url` (e.g. `AMQP_CONNECTION`). Does no I/O.
+    ///
+    /// # Errors
+    ///
+    /// [`BusError::Usage`] for an invalid topology or configuration.
+    pub fn new(
+        url: impl Into<String>,
+        topology: Topology,
+        config: PublisherConfig,
+    ) -> Result<Self, BusError> {
+        topology.validate(None)?;
+        for consumer in &config.consumers {
+            topology.validate(Some(consumer))?;
+        }
+        config.validate()?;
+        Ok(Self {
+            url: url.into(),
+            topology,
+            config,
+            session: None,
+            encoder: BatchEncoder::new(),
+            encoding: false,
+            open: None,
+            outbox: VecDeque::new(),
+            in_flight: 0,
+        })
+    }
+
+    /// Connects now (with the reconnection backoff) and declares the topology, rather than
+    /// on the first message: a way to fail early on a wrong address or credentials.
+    ///
+    /// # Errors
+    ///
+    /// When the broker cannot be reached within the backoff's budget, refuses the login,
+    /// or refuses the topology.
+    pub async fn connect(&mut self) -> Result<(), BusError> {
+        if self.session.is_none() {
+            self.reconnect().await?;
+        }
+        Ok(())
+    }
+
+    /// The names in use.
+    #[must_use]
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// Messages sent and not yet confirmed, plus those waiting to be sent.
+    #[must_use]
+    pub fn unconfirmed(&self) -> usize {
+        self.outbox.len()
+    }
+
+    /// Flushes, then closes the connection.
+    ///
+    /// # Errors
+    ///
+    /// As [`Publisher::flush`]; the connection is closed in any case.
+    pub async fn close(mut self) -> Result<(), BusError> {
+        let flushed = self.flush().await;
+        if let Some(session) = self.session.take() {
+            session
+                .connection
+                .close(200, "publisher closed".into())
+                .await
+                .unwrap_or(());
+        }
+        flushed
+    }
+
+    async fn open_session(&self) -> Result<Session, BusError> {
+        let connection = connect(&self.url, &self.config.connection_name).await?;
+        let channel = connection
+            .create_channel()
+            .await
+            .map_err(BusError::amqp("opening a channel"))?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(BusError::amqp("enabling publisher confirms"))?;
+        declare_exchanges(&channel, &self.topology, &RecordKind::ALL).await?;
+        for consumer in &self.config.consumers {
+            declare_consumer(&channel, &self.topology, consumer, &RecordKind::ALL).await?;
+        }
+        Ok(Session {
+            connection,
+            channel,
+        })
+    }
+
+    /// Drops the current connection, marks everything in flight as unsent, and connects
+    /// again with backoff.
+    async fn reconnect(&mut self) -> Result<(), BusError> {
+        if let Some(old) = self.session.take() {
+            if old.connection.status().connected() {
+                old.connection
+                    .close(320, "publisher reconnecting".into())
+                    .await
+                    .unwrap_or(());
+            }
+        }
+        for out in &mut self.outbox {
+            if matches!(out.state, State::Sent(_)) {
+                out.state = State::Unsent;
+            }
+        }
+        self.in_flight = 0;
+        let start = Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            match self.open_session().await {
+                Ok(session) => {
+                    if attempt > 0 {
+                        tracing::info!(
+                            attempts = attempt + 1,
+                            resend = self.outbox.len(),
+                            "Publisher reconnected to RabbitMQ."
+                        );
+                    }
+                    self.session = Some(session);
+                    return Ok(());
+                }
+                Err(e) if !e.is_retriable() => return Err(e),
+                Err(e) => {
+                    attempt += 1;
+                    if self.config.reconnect.exhausted(start.elapsed()) {
+                        return Err(BusError::GaveUp {
+                            attempts: attempt,
+                            elapsed: start.elapsed(),
+                            last: Box::new(e),
+                        });
+                    }
+                    let delay = self.config.reconnect.delay(attempt - 1);
+                    tracing::warn!(error = %e, attempt, retry_in = ?delay, "Publisher cannot reach RabbitMQ; retrying.");
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+
+    /// Closes the current batch into the outbox (no I/O).
+    fn close_batch(&mut self) {
+        if !self.encoding || self.encoder.is_empty() {
+            return;
+        }
+        let Some(open) = self.open.as_mut() else {
+            return;
+        };
+        let records = self.encoder.records() as u64;
+        let body = self.encoder.finish();
+        self.encoding = false;
+        let file = &open.progress.file;
+        let seq = open.progress.batches;
+        open.progress.batches += 1;
+        let info = MessageInfo {
+            ty: MessageType::Batch,
+            kind: Some(file.kind),
+            version: &file.version,
+            file: Some(&file.file),
+            seq: Some(seq),
+            records: Some(records),
+        };
+        self.outbox.push_back(Outgoing {
+            exchange: self.topology.exchange(file.kind).into(),
+            body,
+            properties: properties(&info),
+            what: format!("batch {}/{}#{seq}", file.version, file.file),
+            batch: Some((seq, records)),
+            state: State::Unsent,
+        });
+    }
+
+    /// Queues a control message to the exchange of `kind` (no I/O).
+    fn queue_control(&mut self, kind: RecordKind, message: &Message<'_>) -> Result<(), BusError> {
+        let info = MessageInfo::of(message);
+        self.outbox.push_back(Outgoing {
+            exchange: self.topology.exchange(kind).into(),
+            body: message.to_json()?,
+            properties: properties(&info),
+            what: format!("{} of {}", info.ty, info.version),
+            batch: None,
+            state: State::Unsent,
+        });
+        Ok(())
+    }
+
+    /// Pops confirmed messages off the front, advancing the open file's confirmed prefix.
+    fn pop_confirmed(&mut self) {
+        while matches!(self.outbox.front(), Some(o) if matches!(o.state, State::Confirmed)) {
+            let Some(out) = self.outbox.pop_front() else {
+                break;
+            };
+            if let (Some((seq, records)), Some(open)) = (out.batch, self.open.as_mut()) {
+                debug_assert_eq!(seq, open.progress.confirmed_batches);
+                open.progress.confirmed_batches = seq + 1;
+                open.progress.confirmed_records += records;
+            }
+        }
+    }
+
+    /// Records the broker's answer for message `i`.
+    fn settle(&mut self, i: usize, answer: lapin::Result<Confirmation>) -> Result<(), BusError> {
+        let out = &mut self.outbox[i];
+        self.in_flight -= 1;
+        match answer {
+            Ok(Confirmation::Ack(None) | Confirmation::NotRequested) => {
+                out.state = State::Confirmed;
+                Ok(())
+            }
+            Ok(Confirmation::Ack(Some(returned))) => {
+                out.state = State::Unsent;
+                Err(BusError::Unroutable {
+                    exchange: out.exchange.to_string(),
+                    what: out.what.clone(),
+                    reply: returned.reply_text.to_string(),
+                })
+            }
+            Ok(Confirmation::Nack(_)) => {
+                out.state = State::Unsent;
+                Err(BusError::Nacked {
+                    exchange: out.exchange.to_string(),
+                    what: out.what.clone(),
+                })
+            }
+            Err(source) => {
+                out.state = State::Unsent;
+                Err(BusError::Amqp {
+                    context: format!("waiting for the confirm of {}", out.what),
+                    source,
+                })
+            }
+        }
+    }
+
+    /// Collects the confirms that have arrived, without waiting.
+    fn reap(&mut self) -> Result<(), BusError> {
+        for i in 0..self.outbox.len() {
+            let State::Sent(confirm) = &mut self.outbox[i].state else {
+                continue;
+            };
+            match confirm.now_or_never() {
+                Some(answer) => self.settle(i, answer)?,
+                // Confirms come mostly in order: stop at the first still pending.
+                None => break,
+            }
+        }
+        self.pop_confirmed();
+        Ok(())
+    }
+
+    /// Waits for the oldest message in flight.
+    async fn wait_oldest(&mut self) -> Result<(), BusError> {
+        let Some(i) = self
+            .outbox
+            .iter()
+            .position(|o| matches!(o.state, State::Sent(_)))
+        else {
+            return Ok(());
+        };
+        let timeout = self.config.confirm_timeout;
+        let State::Sent(confirm) = &mut self.outbox[i].state else {
+            return Ok(());
+        };
+        match tokio::time::timeout(timeout, confirm).await {
+            Ok(answer) => self.settle(i, answer)?,
+            Err(_) => {
+                let what = self.outbox[i].what.clone();
+                // The connection is not to be trusted: start over on a new one next time.
+                self.session = None;
+                for out in &mut self.outbox {
+                    if matches!(out.state, State::Sent(_)) {
+                        out.state = State::Unsent;
+                    }
+                }
+                self.in_flight = 0;
+                return Err(BusError::ConfirmTimeout { what, timeout });
+            }
+        }
+        self.pop_confirmed();
+        Ok(())
+    }
+
+    /// Sends message `i` on the current session.
+    async fn send(&mut self, i: usize) -> Result<(), BusError> {
+        if self.session.is_none() {
+            self.reconnect().await?;
+        }
+        let Some(session) = self.session.as_ref() else {
+            return Ok(());
+        };
+        let out = &mut self.outbox[i];
+        let confirm = session
+            .channel
+            .basic_publish(
+                out.exchange.clone(),
+                "".into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..BasicPublishOptions::default()
+                },
+                &out.body,
+                out.properties.clone(),
+            )
+            .await
+            .map_err(|source| BusError::Amqp {
+                context: format!("publishing {}", out.what),
+                source,
+            })?;
+        out.state = State::Sent(confirm);
+        self.in_flight += 1;
+        Ok(())
+    }
+
+    /// Sends what waits in the outbox as the window allows; with `all`, also waits until
+    /// everything is confirmed. Repairs the connection when it breaks.
+    async fn pump(&mut self, all: bool) -> Result<(), BusError> {
+        loop {
+            let step = self.pump_step(all).await;
+            match step {
+                Ok(true) => continue,
+                Ok(false) => return Ok(()),
+                Err(e) if needs_reconnect(&e) && !matches!(e, BusError::ConfirmTimeout { .. }) => {
+                    tracing::warn!(error = %e, unconfirmed = self.outbox.len(), "Publisher lost its connection; reconnecting to send again what is unconfirmed.");
+                    self.reconnect().await?;
+                }
+                Err(e) => {
+                    if let BusError::Amqp { source, .. } = &e {
+                        if !lapin_is_retriable(source) {
+                            // A channel error: the channel is closed; start over next time.
+                            self.session = None;
+                            self.in_flight = 0;
+                            for out in &mut self.outbox {
+                                if matches!(out.state, State::Sent(_)) {
+                                    out.state = State::Unsent;
+                                }
+                            }
+                        }
+                    }
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// One step of [`Self::pump`]; `Ok(true)` when there is more to do.
+    async fn pump_step(&mut self, all: bool) -> Result<bool, BusError> {
+        self.reap()?;
+        let unsent = self
+            .outbox
+            .iter()
+            .position(|o| matches!(o.state, State::Unsent));
+        if let Some(i) = unsent {
+            if self.in_flight < self.config.confirm_window {
+                self.send(i).await?;
+                return Ok(true);
+            }
+        }
+        if self.in_flight > 0 && (unsent.is_some() || all) {
+            self.wait_oldest().await?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Starts the encoder on the open file's next batch.
+    fn start_batch(&mut self) {
+        if let Some(open) = self.open.as_ref() {
+            let file = &open.progress.file;
+            self.encoder
+                .start(file.kind, &file.version, &file.file, open.progress.batches);
+            self.encoding = true;
+        }
+    }
+
+    fn open_file(&mut self) -> Result<&mut OpenFile, BusError> {
+        self.open
+            .as_mut()
+            .ok_or_else(|| BusError::Usage("no file is open: call begin_file first".into()))
+    }
+}
+
+impl Publisher for AmqpPublisher {
+    fn begin_file(&mut self, file: FileRef, resume: Resume) -> Result<(), BusError> {
+        if let Some(open) = &self.open {
+            return Err(BusError::Usage(format!(
+                "file {} is still open: end_file before beginning {}",
+                open.progress.file.file, file.file
+            )));
+        }
+        if ShortString::try_new(format!("{}/{}/{}", file.version, file.file, u64::MAX)).is_err() {
+            return Err(BusError::Usage(format!(
+                "version and file name {:?} are too long for AMQP headers",
+                file.file
+            )));
+        }
+        self.open = Some(OpenFile {
+            progress: FileProgress {
+                file,
+                accepted_records: resume.records,
+                batches: resume.batches,
+                confirmed_batches: resume.batches,
+                confirmed_records: resume.records,
+            },
+            completing: false,
+        });
+        self.encoding = false;
+        Ok(())
+    }
+
+    async fn publish(&mut self, record: &SinkRecord<'_>) -> Result<(), BusError> {
+        let open = self.open_file()?;
+        if open.completing {
+            return Err(BusError::Usage(format!(
+                "file {} is being completed: no more records",
+                open.progress.file.file
+            )));
+        }
+        let kind = open.progress.file.kind;
+        if record.record.kind() != kind {
+            return Err(WireError::KindMismatch {
+                batch: kind,
+                record: record.record.kind(),
+                id: record.record.id(),
+            }
+            .into());
+        }
+        if !self.encoding {
+            self.start_batch();
+        }
+        self.encoder.stage(record)?;
+        if !self.encoder.is_empty() && self.encoder.len_with_staged() > self.config.max_bytes {
+            self.close_batch();
+            self.start_batch();
+        }
+        if self.outbox.iter().any(|o| matches!(o.state, State::Unsent)) {
+            // Not accepted yet: on error the caller publishes the same record again.
+            self.pump(false).await?;
+        }
+        self.encoder.commit();
+        self.open_file()?.progress.accepted_records += 1;
+        if self.encoder.records() >= self.config.max_records {
+            self.close_batch();
+        }
+        Ok(())
+    }
+
+    async fn end_file(&mut self) -> Result<FileComplete<'static>, BusError> {
+        if !self.open_file()?.completing {
+            self.close_batch();
+            // Every batch confirmed before file_complete goes out, so that it never
+            // overtakes a batch that has to be sent again.
+            self.pump(true).await?;
+            let open = self.open_file()?;
+            open.completing = true;
+            let complete = complete_message(&open.progress);
+            self.queue_control(complete.kind, &Message::FileComplete(complete))?;
+        }
+        self.pump(true).await?;
+        let open = self.open_file()?;
+        let complete = complete_message(&open.progress);
+        self.open = None;
+        Ok(complete)
+    }
+
+    async fn extraction_complete(
+        &mut self,
+        message: &ExtractionComplete<'_>,
+    ) -> Result<(), BusError> {
+        self.close_batch();
+        let message = Message::ExtractionComplete(message.clone());
+        for kind in RecordKind::ALL {
+            self.queue_control(kind, &message)?;
+        }
+        self.pump(true).await
+    }
+
+    async fn flush(&mut self) -> Result<(), BusError> {
+        self.close_batch();
+        self.pump(true).await
+    }
+
+    fn progress(&self) -> Option<&FileProgress> {
+        self.open.as_ref().map(|o| &o.progress)
+    }
+}
