@@ -27,6 +27,10 @@
 //! errors that say whether a retry can help ([`SinkError`]). With the feature
 //! `conformance`, the module `conformance` holds the test suite every sink must pass.
 //!
+//! The [`wire`] module is the envelope of messages on the bus: a [`wire::Batch`] of
+//! records with their hashes, and the control messages [`wire::FileComplete`] and
+//! [`wire::ExtractionComplete`], as JSON.
+//!
 //! ```
 //! use discogs_model::{Artist, Record, RecordKind};
 //!

@@ -593,9 +593,7 @@ impl BatchEncoder {
     ///
     /// # Errors
     ///
-    /// [`WireError::KindMismatch`] when the record is not of the started batch's kind (or
-    /// no batch was started: then the kind is checked at [`start`](Self::start)... never,
-    /// so stage only after starting).
+    /// [`WireError::KindMismatch`] when the record is not of the started batch's kind.
     pub fn stage(&mut self, record: &SinkRecord<'_>) -> Result<usize, WireError> {
         let kind = self.kind.unwrap_or(record.record.kind());
         if record.record.kind() != kind {
