@@ -28,6 +28,7 @@
 //! ```
 
 pub mod config;
+pub mod dashboard;
 pub mod extractor;
 
 pub mod health;
