@@ -6,7 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 
 use super::http::HttpClient;
 use super::neo4j::{NeoSource, NeoTarget};
@@ -19,6 +19,114 @@ use crate::health::rfc3339;
 
 /// Lines kept in the activity log.
 pub const EVENTS_KEPT: usize = 50;
+
+/// A source's reading that takes longer than this is abandoned (its task aborted, its
+/// connections dropped) and the source starts afresh.
+pub const ABANDON_AFTER: Duration = Duration::from_secs(30);
+
+/// A source the collector reads: PostgreSQL, Neo4j, Redis, RabbitMQ.
+pub(crate) trait Reader: Send + 'static {
+    /// What one reading gives.
+    type Data: Send + 'static;
+
+    /// One reading; a failure is a message naming what failed.
+    fn read(&mut self) -> impl Future<Output = Result<Self::Data, String>> + Send;
+}
+
+enum SlotState<R: Reader> {
+    /// Between readings.
+    Idle(R),
+    /// A reading still running since `since` (it outlived a collection's time limit).
+    Busy {
+        task: JoinHandle<(R, Result<R::Data, String>)>,
+        since: Instant,
+    },
+    /// Lost (abandoned or failed): made afresh at the next reading.
+    Empty,
+}
+
+/// One source and its reading in flight. Each reading runs in its own task, so the
+/// collector can stop waiting for it at the time limit without cancelling it: a source
+/// that is slow to connect is shown as down meanwhile, and the next collection picks up
+/// the same reading (and its connection) instead of starting over and timing out forever.
+/// A reading that runs past [`ABANDON_AFTER`] is aborted and the source made afresh.
+pub(crate) struct Slot<R: Reader> {
+    state: SlotState<R>,
+    make: Box<dyn Fn() -> R + Send + Sync>,
+}
+
+impl<R: Reader> std::fmt::Debug for Slot<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match &self.state {
+            SlotState::Idle(_) => "idle",
+            SlotState::Busy { .. } => "busy",
+            SlotState::Empty => "empty",
+        };
+        f.debug_struct("Slot")
+            .field("state", &state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Reader> Slot<R> {
+    fn new(make: impl Fn() -> R + Send + Sync + 'static) -> Self {
+        Self {
+            state: SlotState::Empty,
+            make: Box::new(make),
+        }
+    }
+
+    /// The reading, or down when it takes longer than `limit`.
+    async fn poll(&mut self, limit: Duration) -> Source<R::Data> {
+        let started = Instant::now();
+        let (mut task, since) = match std::mem::replace(&mut self.state, SlotState::Empty) {
+            SlotState::Busy { task, since } => (task, since),
+            SlotState::Idle(source) => (spawn_read(source), started),
+            SlotState::Empty => (spawn_read((self.make)()), started),
+        };
+        let waited = |since: Instant| elapsed_ms(since);
+        match tokio::time::timeout(limit, &mut task).await {
+            Ok(Ok((source, reading))) => {
+                self.state = SlotState::Idle(source);
+                match reading {
+                    Ok(data) => Source::up(data, waited(since)),
+                    Err(e) => Source::down(e, waited(since)),
+                }
+            }
+            Ok(Err(e)) => Source::down(format!("the reading failed: {e}"), waited(since)),
+            Err(_) if since.elapsed() >= ABANDON_AFTER => {
+                task.abort();
+                Source::down(
+                    format!(
+                        "no answer for {} s: gave up, reconnecting",
+                        since.elapsed().as_secs()
+                    ),
+                    waited(since),
+                )
+            }
+            Err(_) => {
+                let message = if since == started {
+                    format!("no answer within {} ms", limit.as_millis())
+                } else {
+                    format!(
+                        "no answer within {} ms (still waiting, {} s)",
+                        limit.as_millis(),
+                        since.elapsed().as_secs()
+                    )
+                };
+                self.state = SlotState::Busy { task, since };
+                Source::down(message, waited(since))
+            }
+        }
+    }
+}
+
+fn spawn_read<R: Reader>(mut source: R) -> JoinHandle<(R, Result<R::Data, String>)> {
+    tokio::spawn(async move {
+        let reading = source.read().await;
+        (source, reading)
+    })
+}
 
 /// What the collector reads, and how.
 #[derive(Debug, Clone)]
@@ -54,10 +162,10 @@ struct Seen {
 pub struct Collector {
     http: HttpClient,
     services: Vec<ServiceTarget>,
-    rabbitmq: RabbitSource,
-    postgres: PgSource,
-    neo4j: NeoSource,
-    redis: RedisSource,
+    rabbitmq: Slot<RabbitSource>,
+    postgres: Slot<PgSource>,
+    neo4j: Slot<NeoSource>,
+    redis: Slot<RedisSource>,
     interval: Duration,
     timeout: Duration,
     seq: u64,
@@ -72,11 +180,14 @@ impl Collector {
     #[must_use]
     pub fn new(config: CollectorConfig) -> Self {
         let http = HttpClient::new();
+        let (rabbit, rabbit_http) = (config.rabbitmq, http.clone());
+        let (pg, schemas) = (config.postgres, config.postgres_schemas);
+        let (neo, redis_url) = (config.neo4j, config.redis_url);
         Self {
-            rabbitmq: RabbitSource::new(config.rabbitmq, http.clone()),
-            postgres: PgSource::new(config.postgres, config.postgres_schemas),
-            neo4j: NeoSource::new(config.neo4j),
-            redis: RedisSource::new(&config.redis_url),
+            rabbitmq: Slot::new(move || RabbitSource::new(rabbit.clone(), rabbit_http.clone())),
+            postgres: Slot::new(move || PgSource::new(pg.clone(), schemas.clone())),
+            neo4j: Slot::new(move || NeoSource::new(neo.clone())),
+            redis: Slot::new(move || RedisSource::new(&redis_url)),
             http,
             services: config.services,
             interval: config.interval,
@@ -106,10 +217,10 @@ impl Collector {
         } = self;
         let (services, rabbitmq, postgres, neo4j, redis) = tokio::join!(
             probe_all(http, services, timeout),
-            bounded(timeout, rabbitmq.read()),
-            bounded(timeout, postgres.read()),
-            bounded(timeout, neo4j.read()),
-            bounded(timeout, redis.read()),
+            rabbitmq.poll(timeout),
+            postgres.poll(timeout),
+            neo4j.poll(timeout),
+            redis.poll(timeout),
         );
         self.seq += 1;
         let mut snapshot = Snapshot {
@@ -300,19 +411,6 @@ fn service_change(before: Option<ServiceState>, now: &ServiceStatus) -> (&'stati
         Some(b) => format!("{} → {}{detail}", word(b), word(now.status)),
     };
     (level, message)
-}
-
-/// Runs `read` within `limit`: its data, or down with the error or the timeout.
-async fn bounded<T>(limit: Duration, read: impl Future<Output = Result<T, String>>) -> Source<T> {
-    let started = Instant::now();
-    match tokio::time::timeout(limit, read).await {
-        Ok(Ok(data)) => Source::up(data, elapsed_ms(started)),
-        Ok(Err(e)) => Source::down(e, elapsed_ms(started)),
-        Err(_) => Source::down(
-            format!("no answer within {} ms", limit.as_millis()),
-            elapsed_ms(started),
-        ),
-    }
 }
 
 /// Every service's `/health` at once, each within `limit`, in the configured order.

@@ -1,17 +1,21 @@
 //! Reading Neo4j without plugins: nodes per label and relationships per type.
 //!
-//! `CALL db.labels()` and `CALL db.relationshipTypes()` name them, then one query of
-//! `MATCH (n:Label) WITH count(n) ...` / `MATCH ()-[r:TYPE]->() WITH count(r) ...` branches
-//! (joined with `UNION ALL`) counts them. Neo4j answers these shapes from its count store
-//! in constant time, so the reading costs the same on an empty graph and on 34 million
+//! `CALL db.labels()` and `CALL db.relationshipTypes()` name them, then
+//! `MATCH (n:Label) RETURN count(n)` and `MATCH ()-[r:TYPE]->() RETURN count(r)`, one query
+//! per name, count them. Neo4j answers exactly these shapes from its count store in
+//! constant time, so the reading costs the same on an empty graph and on 34 million
 //! records. (The original system needed APOC's `apoc.meta.stats()` for this.)
 
 use neo4rs::{query, ConfigBuilder, Graph, Query};
 
+use super::collect::Reader;
 use super::snapshot::{Count, Neo4j};
 
-/// Labels and relationship types counted at most (largest first are kept).
+/// Labels and relationship types listed at most (the largest).
 const MAX_NAMES: usize = 100;
+
+/// Labels and relationship types counted at most (a graph of this system has about 20).
+const MAX_COUNTED: usize = 500;
 
 /// The graph's own labels, always listed (with 0 when there are none yet).
 const CORE_LABELS: [&str; 6] = ["Artist", "Label", "Master", "Release", "Genre", "Style"];
@@ -60,10 +64,14 @@ impl NeoSource {
             version: None,
         }
     }
+}
+
+impl Reader for NeoSource {
+    type Data = Neo4j;
 
     /// One reading; the pool is kept only when it succeeds (a query abandoned half-way
     /// must not leave a connection in an unknown state in the pool).
-    pub(crate) async fn read(&mut self) -> Result<Neo4j, String> {
+    async fn read(&mut self) -> Result<Neo4j, String> {
         let graph = match self.graph.take() {
             Some(g) => g,
             None => {
@@ -100,38 +108,17 @@ impl NeoSource {
             query("CALL db.relationshipTypes() YIELD relationshipType RETURN relationshipType AS name"),
         )
         .await?;
-        let mut label_counts = counts(&graph, &labels, |i, name| {
-            format!(
-                "MATCH (n:{}) WITH count(n) AS c RETURN $n{i} AS name, c AS count",
-                escape(name)
-            )
+        let mut label_counts = counts(&graph, &labels, |name| {
+            format!("MATCH (n:{}) RETURN count(n) AS count", escape(name))
         })
         .await?;
-        let mut type_counts = counts(&graph, &types, |i, name| {
-            format!(
-                "MATCH ()-[r:{}]->() WITH count(r) AS c RETURN $n{i} AS name, c AS count",
-                escape(name)
-            )
+        let mut type_counts = counts(&graph, &types, |name| {
+            format!("MATCH ()-[r:{}]->() RETURN count(r) AS count", escape(name))
         })
         .await?;
-        let totals = counts(
-            &graph,
-            &["nodes".to_owned(), "relationships".to_owned()],
-            |i, _| {
-                if i == 0 {
-                    "MATCH (n) WITH count(n) AS c RETURN $n0 AS name, c AS count".to_owned()
-                } else {
-                    "MATCH ()-[r]->() WITH count(r) AS c RETURN $n1 AS name, c AS count".to_owned()
-                }
-            },
-        )
-        .await?;
-        let total = |name: &str| {
-            totals
-                .iter()
-                .find(|c| c.name == name)
-                .map_or(0, |c| c.count)
-        };
+        let total_nodes = count_one(&graph, "MATCH (n) RETURN count(n) AS count").await?;
+        let total_relationships =
+            count_one(&graph, "MATCH ()-[r]->() RETURN count(r) AS count").await?;
         // A label of a graph emptied since is no longer worth a line; the core ones are.
         label_counts.retain(|c| c.count > 0 || CORE_LABELS.contains(&c.name.as_str()));
         type_counts.retain(|c| c.count > 0);
@@ -141,8 +128,8 @@ impl NeoSource {
         }
         let reading = Neo4j {
             version: self.version.clone(),
-            total_nodes: total("nodes"),
-            total_relationships: total("relationships"),
+            total_nodes,
+            total_relationships,
             labels: label_counts,
             relationship_types: type_counts,
         };
@@ -160,37 +147,34 @@ async fn strings(graph: &Graph, q: Query) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-/// Runs one branch per name, joined by `UNION ALL`, names passed as parameters `$n{i}`.
+/// Counts each name with its own query, `branch(name)`. Each query's text depends only on
+/// its name, so Neo4j plans it once and answers it from its plan cache afterwards.
 async fn counts(
     graph: &Graph,
     names: &[String],
-    branch: impl Fn(usize, &str) -> String,
+    branch: impl Fn(&str) -> String,
 ) -> Result<Vec<Count>, String> {
-    if names.is_empty() {
-        return Ok(Vec::new());
-    }
-    let names = &names[..names.len().min(MAX_NAMES * 2)];
-    let text = names
-        .iter()
-        .enumerate()
-        .map(|(i, n)| branch(i, n))
-        .collect::<Vec<_>>()
-        .join(" UNION ALL ");
-    let mut q = query(&text);
-    for (i, name) in names.iter().enumerate() {
-        q = q.param(&format!("n{i}"), name.as_str());
-    }
-    let mut rows = graph.execute(q).await.map_err(|e| e.to_string())?;
     let mut out = Vec::with_capacity(names.len());
-    while let Some(row) = rows.next().await.map_err(|e| e.to_string())? {
-        let name: String = row.get("name").map_err(|e| e.to_string())?;
-        let count: i64 = row.get("count").map_err(|e| e.to_string())?;
+    for name in names.iter().take(MAX_COUNTED) {
         out.push(Count {
-            name,
-            count: u64::try_from(count).unwrap_or(0),
+            name: name.clone(),
+            count: count_one(graph, &branch(name)).await?,
         });
     }
     Ok(out)
+}
+
+/// The `count` of a query that returns one.
+async fn count_one(graph: &Graph, text: &str) -> Result<u64, String> {
+    let mut rows = graph
+        .execute(query(text))
+        .await
+        .map_err(|e| e.to_string())?;
+    let count: i64 = match rows.next().await.map_err(|e| e.to_string())? {
+        Some(row) => row.get("count").map_err(|e| e.to_string())?,
+        None => 0,
+    };
+    Ok(u64::try_from(count).unwrap_or(0))
 }
 
 /// A label or type as a Cypher identifier: in backticks, backticks doubled.

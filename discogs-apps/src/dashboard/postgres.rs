@@ -4,6 +4,7 @@
 
 use tokio_postgres::{Client, NoTls};
 
+use super::collect::Reader;
 use super::snapshot::{Postgres, TableStats};
 
 const SUMMARY: &str = "SELECT current_setting('server_version'), current_database(), \
@@ -51,18 +52,6 @@ impl PgSource {
         }
     }
 
-    /// One reading. The connection is kept only when the reading succeeds, so a failed or
-    /// abandoned (timed out) reading starts the next one on a fresh connection.
-    pub(crate) async fn read(&mut self) -> Result<Postgres, String> {
-        let client = match self.client.take() {
-            Some(c) if !c.is_closed() => c,
-            _ => self.connect().await?,
-        };
-        let reading = read_with(&client, &self.schemas).await?;
-        self.client = Some(client);
-        Ok(reading)
-    }
-
     async fn connect(&self) -> Result<Client, String> {
         let (client, connection) = self.config.connect(NoTls).await.map_err(|e| describe(&e))?;
         tokio::spawn(async move {
@@ -71,6 +60,22 @@ impl PgSource {
             }
         });
         Ok(client)
+    }
+}
+
+impl Reader for PgSource {
+    type Data = Postgres;
+
+    /// One reading. The connection is kept only when the reading succeeds, so a failed or
+    /// abandoned (timed out) reading starts the next one on a fresh connection.
+    async fn read(&mut self) -> Result<Postgres, String> {
+        let client = match self.client.take() {
+            Some(c) if !c.is_closed() => c,
+            _ => self.connect().await?,
+        };
+        let reading = read_with(&client, &self.schemas).await?;
+        self.client = Some(client);
+        Ok(reading)
     }
 }
 

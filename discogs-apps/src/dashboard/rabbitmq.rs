@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use super::collect::Reader;
 use super::http::{BasicAuth, HttpClient};
 use super::snapshot::{DeadLetter, DeadLetterQueue, QueueStats, RabbitMq};
 
@@ -72,69 +73,6 @@ impl RabbitSource {
             version: None,
             peeked: HashMap::new(),
         }
-    }
-
-    /// One reading.
-    pub(crate) async fn read(&mut self) -> Result<RabbitMq, String> {
-        if self.version.is_none() {
-            let overview = self
-                .get_json(&format!(
-                    "{}/api/overview?columns=rabbitmq_version",
-                    self.target.base_url
-                ))
-                .await?;
-            self.version = overview
-                .get("rabbitmq_version")
-                .and_then(Value::as_str)
-                .map(str::to_owned);
-        }
-        let url = format!(
-            "{}/api/queues/{}?columns={COLUMNS}",
-            self.target.base_url, self.target.vhost
-        );
-        let listing = self.get_json(&url).await?;
-        let Value::Array(all) = listing else {
-            return Err("the management API's queue list is not an array".into());
-        };
-        let own = format!("{}-", self.target.prefix);
-        let mine: Vec<&Value> = all
-            .iter()
-            .filter(|q| name_of(q).starts_with(&own))
-            .collect();
-
-        let mut queues: Vec<QueueStats> = mine
-            .iter()
-            .filter(|q| !name_of(q).ends_with(".dlq"))
-            .map(|q| queue_stats(q, &self.target.prefix))
-            .collect();
-        let mut dead_letters = Vec::new();
-        for q in mine.iter().filter(|q| name_of(q).ends_with(".dlq")) {
-            let name = name_of(q).to_owned();
-            let source = name.trim_end_matches(".dlq").to_owned();
-            let depth = q.get("messages").and_then(Value::as_u64);
-            if let Some(parent) = queues.iter_mut().find(|p| p.name == source) {
-                parent.dead_letters = depth;
-            }
-            let (samples, note) = self.samples(q, &name, depth.unwrap_or(0)).await;
-            dead_letters.push(DeadLetterQueue {
-                name,
-                source,
-                messages: depth.unwrap_or(0),
-                samples,
-                note,
-            });
-        }
-        self.peeked
-            .retain(|name, _| dead_letters.iter().any(|d| &d.name == name));
-        queues.sort_by(|a, b| a.name.cmp(&b.name));
-        dead_letters.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(RabbitMq {
-            version: self.version.clone(),
-            total_messages: queues.iter().filter_map(|q| q.messages).sum(),
-            total_dead_letters: dead_letters.iter().map(|d| d.messages).sum(),
-            queues,
-            dead_letters,
-        })
     }
 
     async fn get_json(&self, url: &str) -> Result<Value, String> {
@@ -216,6 +154,73 @@ impl RabbitSource {
             .map(|p| p.samples.clone())
             .unwrap_or_default();
         (samples, None)
+    }
+}
+
+impl Reader for RabbitSource {
+    type Data = RabbitMq;
+
+    /// One reading.
+    async fn read(&mut self) -> Result<RabbitMq, String> {
+        if self.version.is_none() {
+            let overview = self
+                .get_json(&format!(
+                    "{}/api/overview?columns=rabbitmq_version",
+                    self.target.base_url
+                ))
+                .await?;
+            self.version = overview
+                .get("rabbitmq_version")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+        }
+        let url = format!(
+            "{}/api/queues/{}?columns={COLUMNS}",
+            self.target.base_url, self.target.vhost
+        );
+        let listing = self.get_json(&url).await?;
+        let Value::Array(all) = listing else {
+            return Err("the management API's queue list is not an array".into());
+        };
+        let own = format!("{}-", self.target.prefix);
+        let mine: Vec<&Value> = all
+            .iter()
+            .filter(|q| name_of(q).starts_with(&own))
+            .collect();
+
+        let mut queues: Vec<QueueStats> = mine
+            .iter()
+            .filter(|q| !name_of(q).ends_with(".dlq"))
+            .map(|q| queue_stats(q, &self.target.prefix))
+            .collect();
+        let mut dead_letters = Vec::new();
+        for q in mine.iter().filter(|q| name_of(q).ends_with(".dlq")) {
+            let name = name_of(q).to_owned();
+            let source = name.trim_end_matches(".dlq").to_owned();
+            let depth = q.get("messages").and_then(Value::as_u64);
+            if let Some(parent) = queues.iter_mut().find(|p| p.name == source) {
+                parent.dead_letters = depth;
+            }
+            let (samples, note) = self.samples(q, &name, depth.unwrap_or(0)).await;
+            dead_letters.push(DeadLetterQueue {
+                name,
+                source,
+                messages: depth.unwrap_or(0),
+                samples,
+                note,
+            });
+        }
+        self.peeked
+            .retain(|name, _| dead_letters.iter().any(|d| &d.name == name));
+        queues.sort_by(|a, b| a.name.cmp(&b.name));
+        dead_letters.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(RabbitMq {
+            version: self.version.clone(),
+            total_messages: queues.iter().filter_map(|q| q.messages).sum(),
+            total_dead_letters: dead_letters.iter().map(|d| d.messages).sum(),
+            queues,
+            dead_letters,
+        })
     }
 }
 

@@ -2,6 +2,7 @@
 
 use redis::aio::MultiplexedConnection;
 
+use super::collect::Reader;
 use super::snapshot::Redis;
 
 /// The Redis source: one multiplexed connection, opened again after any failure.
@@ -27,9 +28,13 @@ impl RedisSource {
             connection: None,
         }
     }
+}
+
+impl Reader for RedisSource {
+    type Data = Redis;
 
     /// One reading; the connection is kept only when it succeeds.
-    pub(crate) async fn read(&mut self) -> Result<Redis, String> {
+    async fn read(&mut self) -> Result<Redis, String> {
         let mut connection = match self.connection.take() {
             Some(c) => c,
             None => self

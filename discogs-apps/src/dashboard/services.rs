@@ -5,13 +5,17 @@
 //! `uptime_seconds`, `timestamp`, plus its own details. The dashboard reads from those
 //! details, when present:
 //!
-//! * `current_task` (the original system's consumers) — else `progress.step` and
-//!   `progress.file`, else `state`, is shown as the current task;
-//! * `progress`: `{step, file, bytes_done, bytes_total, bytes_per_second, eta_seconds}` —
-//!   the extractor's progress by bytes;
+//! * `current_task` (the original system's consumers) — else the step and file of the
+//!   progress, else the extractor's `current` (`{version, step, file}`), else `state` — is
+//!   shown as the current task;
+//! * `extraction_progress` or `progress`, when it has `bytes_done`: `{step, file,
+//!   bytes_done, bytes_total, bytes_per_second, eta_seconds}`, the extractor's progress by
+//!   bytes;
 //! * a record counter, the first found of `records_total`, `records`, `records_published`,
-//!   `records_written`, `message_counts`, `extraction_progress` (a number, or an object
-//!   whose `total` or sum of numbers counts);
+//!   `records_written`, `message_counts`, `extraction_progress`: a number, or an object
+//!   whose `total` or sum of numbers counts, or an object of objects per kind (the
+//!   extractor's `records: {artists: {read, published}, ...}`) whose `read` (else
+//!   `written`, `published`, `total`) per kind are added up;
 //! * `records_per_second`, else the collector derives it from the counter.
 
 use std::time::Instant;
@@ -117,15 +121,21 @@ pub(crate) fn interpret(status: &mut ServiceStatus, code: u16, body: Value) {
         });
     }
     status.uptime_seconds = body.get("uptime_seconds").and_then(Value::as_u64);
-    status.progress = body.get("progress").and_then(progress);
+    status.progress = ["extraction_progress", "progress"]
+        .iter()
+        .find_map(|key| body.get(*key).and_then(progress));
     status.current_task = text(&body, "current_task")
         .or_else(|| {
             let p = status.progress.as_ref()?;
-            let step = p.step.as_deref().filter(|s| !s.is_empty())?;
-            Some(match p.file.as_deref().filter(|f| !f.is_empty()) {
-                Some(file) => format!("{step} {file}"),
-                None => step.to_owned(),
-            })
+            task(p.step.as_deref(), p.file.as_deref(), None)
+        })
+        .or_else(|| {
+            let c = body.get("current")?;
+            task(
+                c.get("step").and_then(Value::as_str),
+                c.get("file").and_then(Value::as_str),
+                c.get("version").and_then(Value::as_str),
+            )
         })
         .or_else(|| status.state.clone());
     status.records = [
@@ -148,6 +158,15 @@ pub(crate) fn interpret(status: &mut ServiceStatus, code: u16, body: Value) {
     status.details = Some(body);
 }
 
+/// `step file` (or `step version`), when there is a step.
+fn task(step: Option<&str>, file: Option<&str>, version: Option<&str>) -> Option<String> {
+    let step = step.filter(|s| !s.is_empty())?;
+    Some(match file.or(version).filter(|f| !f.is_empty()) {
+        Some(what) => format!("{step} {what}"),
+        None => step.to_owned(),
+    })
+}
+
 fn text(body: &Value, key: &str) -> Option<String> {
     body.get(key)
         .and_then(Value::as_str)
@@ -155,22 +174,37 @@ fn text(body: &Value, key: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// A number, or an object's `total`, or the sum of an object's numbers.
+/// A number; an object's `total`, else the sum of its numbers; else, for an object of
+/// objects (one per kind), the sum of each one's count.
 fn count(v: &Value) -> Option<u64> {
     match v {
         Value::Number(n) => n.as_u64(),
         Value::Object(map) => map.get("total").and_then(Value::as_u64).or_else(|| {
-            let mut numbers = map.values().filter_map(Value::as_u64).peekable();
-            numbers.peek()?;
-            Some(numbers.sum())
+            let numbers: Vec<u64> = map.values().filter_map(Value::as_u64).collect();
+            if !numbers.is_empty() {
+                return Some(numbers.iter().sum());
+            }
+            let per_kind: Vec<u64> = map
+                .values()
+                .filter_map(|inner| {
+                    ["read", "written", "published", "total"]
+                        .iter()
+                        .find_map(|key| inner.get(*key).and_then(Value::as_u64))
+                })
+                .collect();
+            (!per_kind.is_empty()).then(|| per_kind.iter().sum())
         }),
         _ => None,
     }
 }
 
-/// A `progress` object with at least `bytes_done`.
+/// A `progress` object with at least `bytes_done`, unless it is idle (no step, nothing
+/// done).
 fn progress(v: &Value) -> Option<Progress> {
     let bytes_done = v.get("bytes_done")?.as_u64()?;
+    if bytes_done == 0 && text(v, "step").is_none() {
+        return None;
+    }
     let bytes_total = v
         .get("bytes_total")
         .and_then(Value::as_u64)
@@ -238,6 +272,44 @@ mod tests {
         assert_eq!(p.eta_seconds, Some(15), "750 bytes left at 50 B/s");
         assert_eq!(s.records, Some(15));
         assert_eq!(s.uptime_seconds, Some(12));
+    }
+
+    #[test]
+    fn reads_the_extractor_of_this_workspace() {
+        // The body `extractor::run` gives `/health`.
+        let mut s = blank();
+        interpret(
+            &mut s,
+            200,
+            json!({
+                "status": "healthy", "state": "running",
+                "extraction_progress": {"step": "publish", "file": "discogs_20260101_labels.xml.gz",
+                    "bytes_done": 10, "bytes_total": 40, "percent": 25.0,
+                    "bytes_per_second": 5.0, "eta_seconds": 6},
+                "records": {"artists": {"read": 100, "published": 7},
+                            "labels": {"read": 20, "published": 20}},
+                "current": {"version": "20260101", "step": "publish",
+                            "file": "discogs_20260101_labels.xml.gz"},
+            }),
+        );
+        assert_eq!(s.records, Some(120), "records read, all kinds");
+        let p = s.progress.as_ref().unwrap();
+        assert_eq!(p.eta_seconds, Some(6), "the service's own ETA");
+        assert_eq!(
+            s.current_task.as_deref(),
+            Some("publish discogs_20260101_labels.xml.gz")
+        );
+
+        let mut s = blank();
+        interpret(
+            &mut s,
+            200,
+            json!({"status": "healthy", "state": "running",
+                   "extraction_progress": {"step": "", "file": "", "bytes_done": 0, "bytes_total": 0},
+                   "current": {"version": "20260101", "step": "download"}}),
+        );
+        assert_eq!(s.current_task.as_deref(), Some("download 20260101"));
+        assert!(s.progress.is_none(), "an idle progress is no progress");
     }
 
     #[test]

@@ -89,8 +89,22 @@ async fn failing_sources_are_down_with_their_error_and_do_not_delay_the_snapshot
     assert!(s.postgres.data.is_none());
     assert_eq!(s.redis.status, SourceState::Down);
     assert!(s.redis.data.is_none());
-    assert_eq!(s.neo4j.status, SourceState::Up, "{:?}", s.neo4j.error);
-    assert!(s.neo4j.data.is_some());
+    // Neo4j, the one store given good settings, answers (its first connection may take
+    // longer than 700 ms on a loaded machine: the next collections pick up that reading).
+    let mut neo4j = s.neo4j.clone();
+    for _ in 0..10 {
+        if neo4j.is_up() {
+            break;
+        }
+        assert!(neo4j
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("no answer within 700 ms"));
+        neo4j = collector.collect().await.neo4j;
+    }
+    assert_eq!(neo4j.status, SourceState::Up, "{:?}", neo4j.error);
+    assert!(neo4j.data.is_some());
 
     // The activity log says what is down, and why.
     let log: Vec<String> = s
@@ -122,102 +136,105 @@ async fn api_metrics_holds_every_source_and_follows_the_writes() {
     let Some(services) = Services::require() else {
         return;
     };
-    let play = Playground::new(&services, "dash_api").await;
-    let extractor = FakeService::start("extractor").await;
-    let args = services.dashboard_args(
-        &play.scope,
-        &[
-            "--service",
-            &extractor.target("extractor"),
-            "--interval-ms",
-            "1000",
-            "--source-timeout-ms",
-            "800",
-        ],
-    );
-    let dashboard = RunningDashboard::start(args).await;
-    play.write(5).await;
-    play.dead_letter("invalid record: id is not a number").await;
+    let services_ = services.clone();
+    Playground::run(&services, "dash_api", |play| async move {
+        let services = services_;
+        let extractor = FakeService::start("extractor").await;
+        let args = services.dashboard_args(
+            &play.scope,
+            &[
+                "--service",
+                &extractor.target("extractor"),
+                "--interval-ms",
+                "1000",
+                "--source-timeout-ms",
+                "800",
+            ],
+        );
+        let dashboard = RunningDashboard::start(args).await;
+        play.write(5).await;
+        play.dead_letter("invalid record: id is not a number").await;
 
-    // Every section, each source up; the broker computes queue figures every 5 s.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let first = loop {
-        let s = dashboard.api_metrics().await;
-        let ready = queue_figure(&s, &play.queue, "messages") == Some(5)
-            && table_rows(&s, &play.scope.schema()) == Some(5)
-            && s["rabbitmq"]["data"]["dead_letters"][0]["samples"]
-                .as_array()
-                .is_some_and(|a| !a.is_empty());
-        if ready {
-            break s;
+        // Every section, each source up; the broker computes queue figures every 5 s.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let first = loop {
+            let s = dashboard.api_metrics().await;
+            let ready = queue_figure(&s, &play.queue, "messages") == Some(5)
+                && table_rows(&s, &play.scope.schema()) == Some(5)
+                && s["rabbitmq"]["data"]["dead_letters"][0]["samples"]
+                    .as_array()
+                    .is_some_and(|a| !a.is_empty());
+            if ready {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "figures not seen in 20 s: {s:#}");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        for source in ["rabbitmq", "postgres", "neo4j", "redis"] {
+            assert_eq!(
+                first[source]["status"], "up",
+                "{source}: {:#}",
+                first[source]
+            );
+            assert!(first[source]["data"].is_object(), "{source}");
         }
-        assert!(Instant::now() < deadline, "figures not seen in 20 s: {s:#}");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
-    for source in ["rabbitmq", "postgres", "neo4j", "redis"] {
+        assert!(first["postgres"]["data"]["size_bytes"].as_u64().unwrap() > 0);
+        assert!(first["postgres"]["data"]["connections"].as_u64().unwrap() >= 1);
+        assert_eq!(label_count(&first, &play.label()), Some(5));
+        assert!(first["redis"]["data"]["used_memory"].as_u64().unwrap() > 0);
+
+        // The extractor's card: state, task, progress by bytes with an ETA, records per second.
+        let ex = service(&first, "extractor");
+        assert_eq!(ex["status"], "healthy");
         assert_eq!(
-            first[source]["status"], "up",
-            "{source}: {:#}",
-            first[source]
+            ex["current_task"],
+            "publish discogs_20260101_releases.xml.gz"
         );
-        assert!(first[source]["data"].is_object(), "{source}");
-    }
-    assert!(first["postgres"]["data"]["size_bytes"].as_u64().unwrap() > 0);
-    assert!(first["postgres"]["data"]["connections"].as_u64().unwrap() >= 1);
-    assert_eq!(label_count(&first, &play.label()), Some(5));
-    assert!(first["redis"]["data"]["used_memory"].as_u64().unwrap() > 0);
-
-    // The extractor's card: state, task, progress by bytes with an ETA, records per second.
-    let ex = service(&first, "extractor");
-    assert_eq!(ex["status"], "healthy");
-    assert_eq!(
-        ex["current_task"],
-        "publish discogs_20260101_releases.xml.gz"
-    );
-    assert!(ex["progress"]["bytes_done"].as_u64().unwrap() > 0);
-    assert_eq!(ex["progress"]["bytes_total"], 1_000_000_000u64);
-    assert!(ex["progress"]["percent"].as_f64().unwrap() > 0.0);
-    assert!(ex["progress"]["eta_seconds"].as_u64().unwrap() > 0);
-    assert!(
-        ex["records_per_second"].as_f64().unwrap() > 100.0,
-        "5000 records/s published: {ex:#}"
-    );
-
-    // The dead letter, with the reason its consumer gave, and still in its queue: reading
-    // it for the panel put it back.
-    let dlq = &first["rabbitmq"]["data"]["dead_letters"][0];
-    assert_eq!(dlq["name"], play.dlq.as_str());
-    assert_eq!(dlq["source"], play.queue.as_str());
-    let sample = &dlq["samples"][0];
-    assert_eq!(sample["reason"], "invalid record: id is not a number");
-    assert_eq!(sample["file"], "discogs_20260101_artists.xml.gz");
-    assert_eq!(sample["seq"], 7);
-    assert_eq!(queue_figure(&first, &play.queue, "dead_letters"), Some(1));
-
-    // More writes: every figure follows.
-    let hits = redis_hits(&first).unwrap();
-    play.write(7).await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let later = loop {
-        let s = dashboard.api_metrics().await;
-        if queue_figure(&s, &play.queue, "messages") == Some(12)
-            && table_rows(&s, &play.scope.schema()) == Some(12)
-        {
-            break s;
-        }
+        assert!(ex["progress"]["bytes_done"].as_u64().unwrap() > 0);
+        assert_eq!(ex["progress"]["bytes_total"], 1_000_000_000u64);
+        assert!(ex["progress"]["percent"].as_f64().unwrap() > 0.0);
+        assert!(ex["progress"]["eta_seconds"].as_u64().unwrap() > 0);
         assert!(
-            Instant::now() < deadline,
-            "new figures not seen in 20 s: {s:#}"
+            ex["records_per_second"].as_f64().unwrap() > 100.0,
+            "5000 records/s published: {ex:#}"
         );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
-    assert_eq!(label_count(&later, &play.label()), Some(12));
-    assert!(redis_hits(&later).unwrap() >= hits + 7);
-    let dlq = &later["rabbitmq"]["data"]["dead_letters"][0];
-    assert_eq!(dlq["messages"], 1, "peeking lost nothing: {dlq:#}");
-    assert!(later["seq"].as_u64() > first["seq"].as_u64());
 
-    dashboard.stop().await;
-    extractor.stop().await;
-    play.clean_up().await;
+        // The dead letter, with the reason its consumer gave, and still in its queue: reading
+        // it for the panel put it back.
+        let dlq = &first["rabbitmq"]["data"]["dead_letters"][0];
+        assert_eq!(dlq["name"], play.dlq.as_str());
+        assert_eq!(dlq["source"], play.queue.as_str());
+        let sample = &dlq["samples"][0];
+        assert_eq!(sample["reason"], "invalid record: id is not a number");
+        assert_eq!(sample["file"], "discogs_20260101_artists.xml.gz");
+        assert_eq!(sample["seq"], 7);
+        assert_eq!(queue_figure(&first, &play.queue, "dead_letters"), Some(1));
+
+        // More writes: every figure follows.
+        let hits = redis_hits(&first).unwrap();
+        play.write(7).await;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let later = loop {
+            let s = dashboard.api_metrics().await;
+            if queue_figure(&s, &play.queue, "messages") == Some(12)
+                && table_rows(&s, &play.scope.schema()) == Some(12)
+            {
+                break s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "new figures not seen in 20 s: {s:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        assert_eq!(label_count(&later, &play.label()), Some(12));
+        assert!(redis_hits(&later).unwrap() >= hits + 7);
+        let dlq = &later["rabbitmq"]["data"]["dead_letters"][0];
+        assert_eq!(dlq["messages"], 1, "peeking lost nothing: {dlq:#}");
+        assert!(later["seq"].as_u64() > first["seq"].as_u64());
+
+        dashboard.stop().await;
+        extractor.stop().await;
+    })
+    .await;
 }

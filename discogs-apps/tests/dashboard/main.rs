@@ -2,6 +2,7 @@
 //! to the real PostgreSQL, RabbitMQ (with its management API), Neo4j and Redis that
 //! `scripts/services up` starts, each test in its own names (queue prefix, schema, label).
 
+mod browser;
 mod collector;
 mod util;
 mod websocket;

@@ -45,6 +45,11 @@ impl Services {
     /// Dashboard flags pointing at these services and at `scope`'s names; `extra` holds
     /// flag/value pairs that add to them (`--service`) or replace them.
     pub(crate) fn dashboard_args(&self, scope: &Scope, extra: &[&str]) -> DashboardArgs {
+        DashboardArgs::parse_from(self.dashboard_argv(scope, extra))
+    }
+
+    /// The same as command-line arguments (the first is the program name).
+    pub(crate) fn dashboard_argv(&self, scope: &Scope, extra: &[&str]) -> Vec<String> {
         let management = std::env::var("RABBITMQ_MANAGEMENT_URL")
             .unwrap_or_else(|_| "http://127.0.0.1:15672".into());
         let base = [
@@ -84,7 +89,7 @@ impl Services {
             }
         }
         argv.extend(extra.iter().map(|s| (*s).to_owned()));
-        DashboardArgs::parse_from(argv)
+        argv
     }
 }
 
@@ -197,6 +202,24 @@ impl Playground {
         me
     }
 
+    /// Runs `test` with a new playground and cleans the playground up afterwards, also
+    /// when `test` panics (the panic goes on afterwards).
+    pub(crate) async fn run<F, Fut>(services: &Services, tag: &str, test: F)
+    where
+        F: FnOnce(Arc<Playground>) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let play = Arc::new(Playground::new(services, tag).await);
+        let outcome = tokio::spawn(test(Arc::clone(&play))).await;
+        play.clean_up().await;
+        if let Err(e) = outcome {
+            if e.is_panic() {
+                std::panic::resume_unwind(e.into_panic());
+            }
+            panic!("test task: {e}");
+        }
+    }
+
     /// The Neo4j label of this test's nodes.
     pub(crate) fn label(&self) -> String {
         self.scope.label()
@@ -291,7 +314,7 @@ impl Playground {
     }
 
     /// Removes everything the test made.
-    pub(crate) async fn clean_up(self) {
+    async fn clean_up(&self) {
         for name in [&self.queue, &self.dlq] {
             self.channel
                 .queue_delete(name.as_str().into(), QueueDeleteOptions::default())
@@ -330,7 +353,7 @@ pub(crate) struct FakeService {
 }
 
 impl FakeService {
-    /// Starts `name`'s health server on a free port; it publishes 500 records and 1 MB per
+    /// Starts `name`'s health server on a free port; it reads 500 records and 1 MB per
     /// 100 ms of a 1 GB file.
     pub(crate) async fn start(name: &str) -> Self {
         let status = Status::new(name);
@@ -339,13 +362,22 @@ impl FakeService {
         status.set_details(move || {
             let bytes = details_done.load(Ordering::Relaxed);
             let mut m = serde_json::Map::new();
+            // The shape `extractor::run` gives its `/health`.
             m.insert(
-                "progress".into(),
+                "extraction_progress".into(),
                 json!({"step": "publish", "file": "discogs_20260101_releases.xml.gz",
                        "bytes_done": bytes, "bytes_total": 1_000_000_000u64,
                        "bytes_per_second": 10_000_000.0}),
             );
-            m.insert("records".into(), json!({"releases": bytes / 2000}));
+            m.insert(
+                "records".into(),
+                json!({"releases": {"read": bytes / 2000, "published": bytes / 4000}}),
+            );
+            m.insert(
+                "current".into(),
+                json!({"version": "20260101", "step": "publish",
+                       "file": "discogs_20260101_releases.xml.gz"}),
+            );
             m
         });
         status.set_state("running");
