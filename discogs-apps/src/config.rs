@@ -142,7 +142,8 @@ pub struct AmqpArgs {
         long,
         env = "AMQP_CONNECTION",
         default_value = "amqp://discogsography:discogsography@127.0.0.1:5672/%2f",
-        hide_default_value = true
+        hide_default_value = true,
+        hide_env_values = true
     )]
     pub amqp_connection: Secret,
     /// Prefix of the exchanges and queues (`{prefix}-releases`, ...).
