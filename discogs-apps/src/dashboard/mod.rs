@@ -136,8 +136,13 @@ pub struct DashboardArgs {
         hide_env_values = true
     )]
     pub neo4j_password: Secret,
-    /// Redis URL.
-    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379/0")]
+    /// Redis URL (may carry a password: never printed).
+    #[arg(
+        long,
+        env = "REDIS_URL",
+        default_value = "redis://127.0.0.1:6379/0",
+        hide_env_values = true
+    )]
     pub redis_url: Secret,
     /// Services to watch, `name=url-of-its-/health`, comma-separated or repeated.
     #[arg(

@@ -3,6 +3,7 @@
 //! `scripts/services up` starts, each test in its own names (queue prefix, schema, label).
 
 mod browser;
+mod cli;
 mod collector;
 mod util;
 mod websocket;
