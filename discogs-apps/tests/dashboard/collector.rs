@@ -233,6 +233,30 @@ async fn api_metrics_holds_every_source_and_follows_the_writes() {
         assert_eq!(dlq["messages"], 1, "peeking lost nothing: {dlq:#}");
         assert!(later["seq"].as_u64() > first["seq"].as_u64());
 
+        // The charts' history: one point per collection, the queue's depth in the last.
+        let history = dashboard.get_json("/api/history").await;
+        let points = history["points"].as_array().unwrap();
+        assert!(points.len() >= 2, "{history:#}");
+        assert!(points
+            .windows(2)
+            .all(|w| w[0]["t"].as_u64() < w[1]["t"].as_u64()));
+        let last = &points.last().unwrap()["queues"][play.queue.as_str()];
+        assert!(last["messages"].as_u64() >= Some(12), "{last:#}");
+        assert!(points.last().unwrap()["services"]["extractor"].as_f64() > Some(0.0));
+        // The original's routes: parts of the same snapshot.
+        let parts = [
+            ("/api/services", "services"),
+            ("/api/queues", "rabbitmq"),
+            ("/api/databases", "postgres"),
+            ("/api/databases", "neo4j"),
+            ("/api/databases", "redis"),
+        ];
+        for (route, key) in parts {
+            let part = dashboard.get_json(route).await;
+            assert!(part["timestamp"].is_string(), "{route}");
+            assert!(!part[key].is_null(), "{route} {key}: {part:#}");
+        }
+
         dashboard.stop().await;
         extractor.stop().await;
     })

@@ -462,6 +462,16 @@ impl RunningDashboard {
         }
     }
 
+    /// `GET path` as JSON, which must answer 200.
+    pub(crate) async fn get_json(&self, path: &str) -> Value {
+        let reply = dashboard::http::HttpClient::new()
+            .get(&format!("http://{}{path}", self.addr), None)
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        assert_eq!(reply.status, 200, "GET {path}");
+        serde_json::from_slice(&reply.body).expect("JSON")
+    }
+
     pub(crate) async fn stop(self) {
         self.shutdown.trigger();
         tokio::time::timeout(Duration::from_secs(10), self.task)
