@@ -7,6 +7,7 @@ use discogs_model::{
     Artist, Credit, EntityRef, Format, Label, Master, Record, RecordHash, RecordKind, Release,
     ReleaseLabel, Sink, SinkOutcome, SinkRecord,
 };
+use futures_util::future::try_join_all;
 use neo4rs::{query, BoltInteger, BoltList, BoltType, Graph, Row};
 
 use crate::plan::{int, Plan, Statements};
@@ -264,19 +265,17 @@ impl Neo4jSink {
             .map(|id| BoltType::Integer(BoltInteger::new(id)))
             .collect();
         let n = ids.len();
-        let q = query(&self.statements.lookup[usize::from(kind.code() - 1)])
-            .param("ids", BoltType::List(BoltList::from(ids)));
-        let context = "looking up stored hashes";
-        let mut rows = self
-            .graph
-            .execute_read(q)
-            .await
-            .map_err(Neo4jSinkError::neo4j(context))?;
+        // Reads cannot deadlock: a large lookup is split over two concurrent queries,
+        // so that the server can use two cores.
+        let parts = if n >= LOOKUP_SPLIT_MIN { 2 } else { 1 };
+        let text = &self.statements.lookup[usize::from(kind.code() - 1)];
+        let lookups = ids.chunks(n.div_ceil(parts).max(1)).map(|part| {
+            let q = query(text).param("ids", BoltType::List(BoltList::from(part.to_vec())));
+            lookup_part(&self.graph, q)
+        });
         let mut stored = HashMap::with_capacity(n);
-        while let Some(row) = rows.next().await.map_err(Neo4jSinkError::neo4j(context))? {
-            let id: i64 = get(&row, "id")?;
-            let sha: Option<String> = get(&row, "sha")?;
-            stored.insert(id, sha);
+        for part in try_join_all(lookups).await? {
+            stored.extend(part);
         }
         self.stats.hash_lookups += 1;
         Ok(stored)
@@ -505,6 +504,26 @@ impl Neo4jSink {
         {}
         Ok(())
     }
+}
+
+/// From this many ids on, a hash lookup runs as two concurrent queries.
+const LOOKUP_SPLIT_MIN: usize = 1_000;
+
+/// One hash lookup query: `(id, sha256)` of the nodes found.
+async fn lookup_part(
+    graph: &Graph,
+    q: neo4rs::Query,
+) -> Result<Vec<(i64, Option<String>)>, Neo4jSinkError> {
+    let context = "looking up stored hashes";
+    let mut rows = graph
+        .execute_read(q)
+        .await
+        .map_err(Neo4jSinkError::neo4j(context))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().await.map_err(Neo4jSinkError::neo4j(context))? {
+        out.push((get(&row, "id")?, get(&row, "sha")?));
+    }
+    Ok(out)
 }
 
 /// Genre or style names read back.
