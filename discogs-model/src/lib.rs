@@ -66,4 +66,4 @@ pub use master::Master;
 pub use parts::{Credit, EntityRef, Image, Video};
 pub use record::Record;
 pub use release::{year_from_released, Company, Format, Identifier, Release, ReleaseLabel, Track};
-pub use sink::{Sink, SinkError, SinkOutcome, SinkRecord};
+pub use sink::{latest_by_id, KindMismatch, Sink, SinkError, SinkOutcome, SinkRecord};

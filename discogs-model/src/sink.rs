@@ -86,6 +86,48 @@ impl<'a> From<Record<'a>> for SinkRecord<'a> {
     }
 }
 
+/// A record of another kind than its batch's, found by [`latest_by_id`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a record of kind {found} (id {id}) in a batch of {expected}")]
+pub struct KindMismatch {
+    /// The batch's kind.
+    pub expected: RecordKind,
+    /// The record's kind.
+    pub found: RecordKind,
+    /// The record's id.
+    pub id: u64,
+}
+
+/// The records of a batch that a sink writes, as the contract says: every record must be
+/// of `kind`, and of the records sharing an id only the last one counts. Returns them in
+/// batch order (by the position of each id's last occurrence).
+///
+/// # Errors
+///
+/// [`KindMismatch`] for the first record of another kind.
+pub fn latest_by_id<'b, 'r>(
+    kind: RecordKind,
+    records: &'b [SinkRecord<'r>],
+) -> Result<Vec<&'b SinkRecord<'r>>, KindMismatch> {
+    let mut last = std::collections::HashMap::with_capacity(records.len());
+    for (i, r) in records.iter().enumerate() {
+        if r.record.kind() != kind {
+            return Err(KindMismatch {
+                expected: kind,
+                found: r.record.kind(),
+                id: r.record.id(),
+            });
+        }
+        last.insert(r.record.id(), i);
+    }
+    Ok(records
+        .iter()
+        .enumerate()
+        .filter(|(i, r)| last.get(&r.record.id()) == Some(i))
+        .map(|(_, r)| r)
+        .collect())
+}
+
 /// What a [`Sink::write_batch`] did with a batch.
 ///
 /// `inserted + updated + unchanged` equals the number of records in the batch.
@@ -207,5 +249,39 @@ impl<S: Sink + ?Sized> Sink for Box<S> {
 
     fn health_check(&mut self) -> impl Future<Output = Result<(), Self::Error>> + Send {
         (**self).health_check()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Artist, Label};
+
+    #[test]
+    fn latest_by_id_keeps_the_last_occurrence_and_refuses_other_kinds() {
+        let artist = |id, name: &str| {
+            SinkRecord::new(Record::Artist(Artist {
+                id,
+                name: name.to_owned().into(),
+                ..Artist::default()
+            }))
+        };
+        let batch = [artist(1, "a"), artist(2, "b"), artist(1, "c")];
+        let kept = latest_by_id(RecordKind::Artist, &batch).unwrap();
+        let names: Vec<&str> = kept.iter().map(|r| r.record.name()).collect();
+        assert_eq!(names, ["b", "c"]);
+        let label = SinkRecord::new(Record::Label(Label {
+            id: 5,
+            ..Label::default()
+        }));
+        let mixed = [artist(1, "a"), label];
+        assert_eq!(
+            latest_by_id(RecordKind::Artist, &mixed),
+            Err(KindMismatch {
+                expected: RecordKind::Artist,
+                found: RecordKind::Label,
+                id: 5
+            })
+        );
     }
 }

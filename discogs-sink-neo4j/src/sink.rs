@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use discogs_model::{
-    Artist, Credit, EntityRef, Format, Label, Master, Record, RecordHash, RecordKind, Release,
-    ReleaseLabel, Sink, SinkOutcome, SinkRecord,
+    latest_by_id, Artist, Credit, EntityRef, Format, Label, Master, Record, RecordHash, RecordKind,
+    Release, ReleaseLabel, Sink, SinkOutcome, SinkRecord,
 };
 use futures_util::future::try_join_all;
 use neo4rs::{query, BoltInteger, BoltList, BoltType, Graph, Row};
@@ -146,30 +146,19 @@ impl Neo4jSink {
         records: &[SinkRecord<'_>],
     ) -> Result<SinkOutcome, Neo4jSinkError> {
         // Checks that need no server first: a bad batch is refused before any I/O.
-        let mut last: HashMap<i64, usize> = HashMap::with_capacity(records.len());
-        for (i, r) in records.iter().enumerate() {
-            if r.record.kind() != kind {
-                return Err(Neo4jSinkError::KindMismatch {
-                    expected: kind,
-                    found: r.record.kind(),
-                    id: r.record.id(),
-                });
-            }
-            last.insert(int(r.record.id())?, i);
-        }
+        let unique: Vec<(i64, &SinkRecord<'_>)> = latest_by_id(kind, records)
+            .map_err(|e| Neo4jSinkError::KindMismatch {
+                expected: e.expected,
+                found: e.found,
+                id: e.id,
+            })?
+            .into_iter()
+            .map(|r| Ok((int(r.record.id())?, r)))
+            .collect::<Result<_, Neo4jSinkError>>()?;
         let total = records.len() as u64;
         if records.is_empty() {
             return Ok(SinkOutcome::default());
         }
-        // The last occurrence of each id, in batch order.
-        let unique: Vec<(i64, &SinkRecord<'_>)> = records
-            .iter()
-            .enumerate()
-            .filter_map(|(i, r)| {
-                let id = i64::try_from(r.record.id()).ok()?;
-                (last.get(&id) == Some(&i)).then_some((id, r))
-            })
-            .collect();
         if !self.schema_ready {
             self.ensure_schema().await?;
         }

@@ -375,6 +375,91 @@ pub fn shared_fixtures() -> Option<std::path::PathBuf> {
     None
 }
 
+/// S3 bucket listings kept beside the dumps in the fixtures: XML, but not dumps.
+const LISTINGS: [&str; 2] = ["DiscogsDataDump.xml", "data.xml"];
+
+/// Every dump file (`.xml`, `.xml.gz`) below `dir`, sorted, without the S3 listings that
+/// sit beside the real fixtures.
+pub fn dump_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if (name.ends_with(".xml") || name.ends_with(".xml.gz"))
+                && !LISTINGS.contains(&name.as_str())
+            {
+                out.push(path);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, &mut out);
+    out.sort();
+    out
+}
+
+/// Every record of a dump file with its hash, skipping bad records and stopping at a fatal
+/// error (as for the truncated excerpt), and the file's kind.
+///
+/// # Panics
+///
+/// When the file cannot be opened or is not a dump.
+pub fn read_records(
+    path: &std::path::Path,
+) -> (
+    discogs_model::RecordKind,
+    Vec<discogs_model::SinkRecord<'static>>,
+) {
+    use discogs_parse::{DumpReader, Error, ReadOptions};
+    let mut reader = DumpReader::open_with(path, ReadOptions::default().max_errors(None))
+        .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
+    let kind = reader.kind();
+    let mut out = Vec::new();
+    while let Some(item) = reader.next_record() {
+        match item {
+            Ok(p) => {
+                let p = p.into_owned();
+                out.push(discogs_model::SinkRecord {
+                    record: p.record,
+                    hash: p.hash,
+                });
+            }
+            Err(Error::Record(_)) => {}
+            Err(_) => break,
+        }
+    }
+    (kind, out)
+}
+
+/// Writes `records` into `sink` in batches of `batch`, summing the outcomes.
+///
+/// # Panics
+///
+/// On the first error, with it.
+pub async fn load<S: discogs_model::Sink>(
+    sink: &mut S,
+    kind: discogs_model::RecordKind,
+    records: &[discogs_model::SinkRecord<'_>],
+    batch: usize,
+) -> discogs_model::SinkOutcome {
+    let mut total = discogs_model::SinkOutcome::default();
+    for chunk in records.chunks(batch.max(1)) {
+        total += sink
+            .write_batch(kind, chunk)
+            .await
+            .unwrap_or_else(|e| panic!("write_batch: {e:?}"));
+    }
+    total
+}
+
 /// Prints `skipped <test>: <reason>` to the process's stderr, past libtest's output capture, so the
 /// reason shows in a plain `cargo test` run.
 pub fn skip(reason: &str) {

@@ -3,7 +3,6 @@
 //! loading again writes nothing.
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
 
 use discogs_model::{EntityRef, Record, SinkRecord};
 use discogs_sink_neo4j::{graph_form, Neo4jSink};
@@ -11,24 +10,6 @@ use neo4rs::query;
 
 use crate::model::{diff, Graph};
 use crate::{load, read_records, shared_fixtures, TestGraph};
-
-/// S3 bucket listings kept beside the dumps: XML, but not dumps.
-const LISTINGS: [&str; 2] = ["DiscogsDataDump.xml", "data.xml"];
-
-pub(crate) fn dump_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if path.is_dir() {
-            dump_files(&path, out);
-        } else if (name.ends_with(".xml") || name.ends_with(".xml.gz"))
-            && !LISTINGS.contains(&name.as_str())
-        {
-            out.push(path);
-        }
-    }
-    out.sort();
-}
 
 /// The last record of each id, as the sink keeps it.
 pub(crate) fn last_by_id<'r>(
@@ -117,8 +98,7 @@ async fn every_fixture_loads_and_the_graph_equals_its_records() {
     };
     let mut sink = tg.sink();
     sink.ensure_schema().await.expect("schema");
-    let mut files = Vec::new();
-    dump_files(&dir, &mut files);
+    let files = discogs_testkit::dump_files(&dir);
     assert!(files.len() > 30, "found only {} fixture files", files.len());
     let (mut total_nodes, mut total_rels) = (0, 0);
     for path in &files {

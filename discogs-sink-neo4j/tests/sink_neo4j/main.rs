@@ -14,15 +14,11 @@ mod roundtrip;
 mod shape;
 mod update;
 
-use std::path::Path;
-
-use discogs_model::{RecordKind, Sink, SinkOutcome, SinkRecord};
-use discogs_parse::{DumpReader, Error, ReadOptions};
 use discogs_sink_neo4j::{Neo4jSink, Neo4jSinkConfig};
 use discogs_testkit::{require, Config, Scope, Service};
 use neo4rs::query;
 
-pub(crate) use discogs_testkit::shared_fixtures;
+pub(crate) use discogs_testkit::{load, read_records, shared_fixtures};
 
 /// A namespace of its own and the server's settings. Dropped without [`TestGraph::drop`]
 /// (a failed assertion), it still removes its namespace, from a thread of its own.
@@ -93,43 +89,4 @@ impl Drop for TestGraph {
             eprintln!("cleaning up a failed test's namespace: {e}");
         }
     }
-}
-
-/// Every record of a dump file (stopping at a fatal error, as for the truncated excerpt).
-pub(crate) fn read_records(path: &Path) -> (RecordKind, Vec<SinkRecord<'static>>) {
-    let mut reader = DumpReader::open_with(path, ReadOptions::default().max_errors(None))
-        .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
-    let kind = reader.kind();
-    let mut out = Vec::new();
-    while let Some(item) = reader.next_record() {
-        match item {
-            Ok(p) => {
-                let p = p.into_owned();
-                out.push(SinkRecord {
-                    record: p.record,
-                    hash: p.hash,
-                });
-            }
-            Err(Error::Record(_)) => {}
-            Err(_) => break,
-        }
-    }
-    (kind, out)
-}
-
-/// Writes `records` in batches of `batch`, summing the outcomes.
-pub(crate) async fn load(
-    sink: &mut Neo4jSink,
-    kind: RecordKind,
-    records: &[SinkRecord<'_>],
-    batch: usize,
-) -> SinkOutcome {
-    let mut total = SinkOutcome::default();
-    for chunk in records.chunks(batch) {
-        total += sink
-            .write_batch(kind, chunk)
-            .await
-            .unwrap_or_else(|e| panic!("write_batch: {e:?}"));
-    }
-    total
 }
