@@ -113,8 +113,10 @@ pub struct ServiceArgs {
     /// Port of the health and metrics server (`GET /health`, `GET /metrics`).
     #[arg(long, env = "HEALTH_PORT", default_value_t = 8000)]
     pub health_port: u16,
-    /// Address the health server binds to.
-    #[arg(long, env = "HEALTH_BIND", default_value = "0.0.0.0")]
+    /// Address the health server (and a web service's pages) binds to: loopback by
+    /// default, so nothing is reachable from other machines unless asked for; set
+    /// `0.0.0.0` in a container or to serve the network.
+    #[arg(long, env = "HEALTH_BIND", default_value = "127.0.0.1")]
     pub health_bind: std::net::IpAddr,
     /// Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL (as the original system), or a
     /// `tracing` filter such as `info,discogs_apps=debug`. `RUST_LOG`, when set, wins.
