@@ -63,7 +63,8 @@ pub trait Outlet: Send {
     fn end_file(&mut self) -> impl Future<Output = anyhow::Result<()>> + Send;
 
     /// `(batches, records)` of the open file that the broker confirmed, all of them
-    /// numbered below these (counting the resume point's).
+    /// numbered below these (counting the resume point's). Only meaningful while a file
+    /// is open.
     fn confirmed(&self) -> (u64, u64);
 
     /// Sends `extraction_complete` on every kind's exchange and waits for the confirms.
@@ -204,6 +205,7 @@ pub async fn publish_file<O: Outlet>(
 
     let total = std::fs::metadata(path).map_or(0, |m| m.len());
     progress.start("publish", &file, 0, total);
+    let started = Instant::now();
     let (tx, rx) = tokio::sync::mpsc::channel::<Msg>(4096);
     let stop = Arc::new(AtomicBool::new(false));
     let labels = [("kind", kind.plural())];
@@ -332,9 +334,9 @@ pub async fn publish_file<O: Outlet>(
     drop(reader);
 
     outlet
-        .end_file()
+        .flush()
         .await
-        .with_context(|| format!("completing {file}"))?;
+        .with_context(|| format!("confirming the last batches of {file}"))?;
     take_confirmed(
         &mut pending,
         &mut point,
@@ -344,11 +346,15 @@ pub async fn publish_file<O: Outlet>(
     );
     anyhow::ensure!(
         pending.is_empty(),
-        "{file}: {} records unconfirmed after file_complete",
+        "{file}: {} records unconfirmed after a flush",
         pending.len()
     );
     point.records_read = records;
     checkpoint(root, state, kind, &file, point, store, &mut to_record).await?;
+    outlet
+        .end_file()
+        .await
+        .with_context(|| format!("completing {file}"))?;
 
     let removed = store.ids_not_in(kind, &seen)?;
     if !removed.is_empty() {
@@ -367,7 +373,10 @@ pub async fn publish_file<O: Outlet>(
     f.completed_at = Some(crate::health::rfc3339(std::time::SystemTime::now()));
     state.save(root)?;
     progress.finish();
-    tracing::info!(%file, records, published = next_published, published_this_run = published, errors, removed = removed.len(), "✅ File complete.");
+    let secs = started.elapsed().as_secs_f64();
+    #[allow(clippy::cast_precision_loss)]
+    let per_second = (records.saturating_sub(resume.records_read) as f64 / secs.max(1e-9)).round();
+    tracing::info!(%file, records, published = next_published, published_this_run = published, errors, removed = removed.len(), seconds = format!("{secs:.2}"), records_per_second = per_second, "✅ File complete.");
     Ok(FileOutcome::Done {
         records,
         published,
