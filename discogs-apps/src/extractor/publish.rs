@@ -206,7 +206,8 @@ pub async fn publish_file<O: Outlet>(
     let total = std::fs::metadata(path).map_or(0, |m| m.len());
     progress.start("publish", &file, 0, total);
     let started = Instant::now();
-    let (tx, rx) = tokio::sync::mpsc::channel::<Msg>(4096);
+    // 1,024 changed records in flight between the threads: a few MB of releases.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Msg>(1024);
     let stop = Arc::new(AtomicBool::new(false));
     let labels = [("kind", kind.plural())];
     let read_total = metrics.counter(
@@ -242,6 +243,7 @@ pub async fn publish_file<O: Outlet>(
     let mut point = resume;
     let mut to_record: Vec<(u64, RecordHash)> = Vec::new();
     let mut last_checkpoint = Instant::now();
+    let mut background = Background::default();
     let mut interrupted = false;
 
     let end = loop {
@@ -283,8 +285,13 @@ pub async fn publish_file<O: Outlet>(
                         outlet.confirmed(),
                         next_published,
                     );
-                    if last_checkpoint.elapsed() >= options.checkpoint_every {
-                        checkpoint(root, state, kind, &file, point, store, &mut to_record).await?;
+                    if last_checkpoint.elapsed() >= options.checkpoint_every
+                        && background.is_idle()?
+                    {
+                        // Off the publishing path: the next checkpoint waits for this one.
+                        state.file_mut(kind, &file).resume = point;
+                        let entries = std::mem::take(&mut to_record);
+                        background.start(root, state.clone(), kind, store.clone(), entries);
                         last_checkpoint = Instant::now();
                     }
                 }
@@ -304,6 +311,7 @@ pub async fn publish_file<O: Outlet>(
                     outlet.confirmed(),
                     next_published,
                 );
+                background.wait().await?;
                 checkpoint(root, state, kind, &file, point, store, &mut to_record).await?;
                 return Err(e);
             }
@@ -325,6 +333,7 @@ pub async fn publish_file<O: Outlet>(
             outlet.confirmed(),
             next_published,
         );
+        background.wait().await?;
         checkpoint(root, state, kind, &file, point, store, &mut to_record).await?;
         tracing::info!(%file, batches = point.batches, records_read = point.records_read, "🛑 Stopped; the resume point is saved.");
         progress.finish();
@@ -350,6 +359,7 @@ pub async fn publish_file<O: Outlet>(
         pending.len()
     );
     point.records_read = records;
+    background.wait().await?;
     checkpoint(root, state, kind, &file, point, store, &mut to_record).await?;
     outlet
         .end_file()
@@ -405,6 +415,68 @@ fn take_confirmed(
     if records > point.published {
         point.published = records;
         point.batches = batches;
+    }
+}
+
+/// At most one checkpoint running on its own thread while publishing goes on. Dropping
+/// it waits for the thread, so no thread holds the hash store after `publish_file`.
+#[derive(Default)]
+struct Background(Option<std::thread::JoinHandle<anyhow::Result<()>>>);
+
+impl Background {
+    /// Whether no checkpoint is running (the error of a finished one comes out here).
+    fn is_idle(&mut self) -> anyhow::Result<bool> {
+        match &self.0 {
+            Some(h) if !h.is_finished() => Ok(false),
+            _ => self.join().map(|()| true),
+        }
+    }
+
+    fn join(&mut self) -> anyhow::Result<()> {
+        match self.0.take() {
+            Some(h) => h
+                .join()
+                .map_err(|_| anyhow::anyhow!("the checkpoint thread panicked"))?,
+            None => Ok(()),
+        }
+    }
+
+    fn start(
+        &mut self,
+        root: &Path,
+        mut state: VersionState,
+        kind: RecordKind,
+        store: HashStore,
+        entries: Vec<(u64, RecordHash)>,
+    ) {
+        let root = root.to_owned();
+        self.0 = Some(std::thread::spawn(move || {
+            state.save(&root)?;
+            if !entries.is_empty() {
+                store.record(kind, &entries)?;
+            }
+            Ok(())
+        }));
+    }
+
+    async fn wait(&mut self) -> anyhow::Result<()> {
+        match self.0.take() {
+            Some(h) => tokio::task::spawn_blocking(move || {
+                h.join()
+                    .map_err(|_| anyhow::anyhow!("the checkpoint thread panicked"))?
+            })
+            .await
+            .context("checkpoint thread")?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Err(e) = self.join() {
+            tracing::warn!(error = %format!("{e:#}"), "Checkpoint failed while stopping.");
+        }
     }
 }
 
