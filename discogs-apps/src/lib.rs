@@ -11,6 +11,8 @@
 //! * [`metrics`]: a small Prometheus registry of counters and gauges, rendered as text.
 //! * [`health`]: the HTTP server every service runs: `GET /health` (200 only when
 //!   healthy, JSON body) and `GET /metrics`, plus the service's own routes.
+//! * [`consumer`]: the graphinator's and tableinator's shared loop (four kinds at once,
+//!   ack after commit, retries, dead letters, completion steps recorded once).
 //! * [`shutdown`]: one [`shutdown::Shutdown`] handle, triggered by SIGTERM or SIGINT,
 //!   that every task can wait on.
 //!
@@ -28,6 +30,7 @@
 //! ```
 
 pub mod config;
+pub mod consumer;
 pub mod dashboard;
 pub mod extractor;
 
