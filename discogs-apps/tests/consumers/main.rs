@@ -671,3 +671,69 @@ async fn database_outage_is_retried_without_dead_letters() {
     tableinator.stop().await;
     env.clean_up().await;
 }
+
+/// Node and relationship counts of a namespace, per label and per type.
+async fn graph_shape(config: &Neo4jSinkConfig) -> Vec<(String, i64)> {
+    let sink = Neo4jSink::new(config.clone()).unwrap();
+    let ns = sink.names().namespace().to_owned();
+    let mut out = Vec::new();
+    for cypher in [
+        format!("MATCH (n) WHERE any(l IN labels(n) WHERE l STARTS WITH '{ns}') AND NOT n:`{ns}ConsumerStep` UNWIND labels(n) AS l RETURN l AS k, count(*) AS n ORDER BY k"),
+        format!("MATCH (a)-[r]->() WHERE any(l IN labels(a) WHERE l STARTS WITH '{ns}') RETURN type(r) AS k, count(*) AS n ORDER BY k"),
+    ] {
+        let mut rows = sink.graph().execute(neo4rs::query(&cypher)).await.unwrap();
+        while let Some(row) = rows.next().await.unwrap() {
+            let k: String = row.get("k").unwrap();
+            out.push((k.replacen(&ns, "", 1), row.get::<i64>("n").unwrap()));
+        }
+    }
+    out
+}
+
+/// The graphinator is killed (its tasks dropped, connections gone) in the middle and
+/// started again: the graph ends the same as a clean run's, nothing dead-lettered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn graphinator_killed_and_restarted_ends_like_a_clean_run() {
+    let Some(dir) = shared_fixtures() else { return };
+    let Some(killed_env) = Env::new("consumers_kill", true) else {
+        return;
+    };
+    let Some(clean_env) = Env::new("consumers_clean", true) else {
+        return;
+    };
+    let files = dump(&dir);
+    let limit = Duration::from_secs(300);
+
+    let clean = clean_env.graphinator().await;
+    publish(&clean_env, &files, 2).await;
+    clean
+        .wait_for("the clean run", limit, all_complete(1))
+        .await;
+    clean.stop().await;
+
+    let first = killed_env.graphinator().await;
+    publish(&killed_env, &files, 2).await;
+    first
+        .wait_for("some records", limit, |s| {
+            RecordKind::ALL.iter().map(|k| s.records(*k)).sum::<u64>() >= 20
+        })
+        .await;
+    first.task.abort();
+    assert!(first.task.await.unwrap_err().is_cancelled());
+    let second = killed_env.graphinator().await;
+    second
+        .wait_for("the restarted run", limit, all_complete(1))
+        .await;
+    for kind in RecordKind::ALL {
+        assert_eq!(killed_env.dead_letters("graphinator", kind).await, 0);
+    }
+    let expected = graph_shape(clean_env.neo4j.as_ref().unwrap()).await;
+    assert!(!expected.is_empty());
+    assert_eq!(
+        graph_shape(killed_env.neo4j.as_ref().unwrap()).await,
+        expected
+    );
+    second.stop().await;
+    killed_env.clean_up().await;
+    clean_env.clean_up().await;
+}
