@@ -5,6 +5,7 @@
 //!
 //! | module | job |
 //! |---|---|
+//! | [`bus`] | the [`publish::Outlet`] over any `discogs_bus::Publisher` |
 //! | [`discover`] | reading the data site's HTML or the bucket's XML listing; the policy for irregular dumps |
 //! | [`http`] | the polite client: gap between requests, backoff, `Retry-After`, `Range` |
 //! | [`fetch`] | discovery plus download plus SHA-256 check, into `DISCOGS_ROOT` |
@@ -15,6 +16,7 @@
 //! | [`publish`] | one file onto the bus, following confirms; the [`publish::Outlet`] trait |
 //! | [`run`] | the service loop, `POST /trigger`, local mode |
 
+pub mod bus;
 pub mod discover;
 pub mod fetch;
 pub mod hashstore;

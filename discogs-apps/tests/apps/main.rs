@@ -5,4 +5,5 @@ mod dumpsite;
 mod extract;
 mod health_server;
 mod outlet;
+mod rabbitmq;
 mod util;
