@@ -1,7 +1,7 @@
 //! What the RabbitMQ publisher and consumer share: connecting, message properties and
 //! headers.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use discogs_model::wire::{Message, MessageType, CONTENT_TYPE, SCHEMA_VERSION};
 use discogs_model::RecordKind;
@@ -52,16 +52,44 @@ pub(crate) fn redact(url: &str) -> String {
     }
 }
 
+/// How long opening a connection (TCP, then the AMQP handshake) may take: a broker that
+/// accepts connections while it is still booting must not hang the caller.
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long closing a connection may take before it is simply dropped.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Opens a connection on the tokio runtime.
 pub(crate) async fn connect(url: &str, name: &str) -> Result<Connection, BusError> {
     let properties = ConnectionProperties::default()
         .with_connection_name(LongString::from(name.as_bytes().to_vec()));
-    Connection::connect(url, properties)
-        .await
-        .map_err(|source| BusError::Connect {
-            url: redact(url),
-            source,
-        })
+    let fail = |source| BusError::Connect {
+        url: redact(url),
+        source,
+    };
+    match tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(url, properties)).await {
+        Ok(connected) => connected.map_err(fail),
+        Err(_) => Err(fail(
+            std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no AMQP handshake within {CONNECT_TIMEOUT:?}"),
+            )
+            .into(),
+        )),
+    }
+}
+
+/// Closes a connection if it is still open, without waiting long for the broker.
+pub(crate) async fn close_quietly(connection: &Connection, code: u16, text: &str) {
+    if connection.status().connected() {
+        let closing = connection.close(code, text.into());
+        if !matches!(
+            tokio::time::timeout(CLOSE_TIMEOUT, closing).await,
+            Ok(Ok(()))
+        ) {
+            tracing::debug!("A connection did not close cleanly; dropping it.");
+        }
+    }
 }
 
 pub(crate) fn long(s: &str) -> AMQPValue {

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use discogs_model::wire::Message;
 use discogs_model::RecordKind;
 use futures_util::stream::{self, SelectAll};
 use futures_util::{Stream, StreamExt};
@@ -12,9 +11,9 @@ use lapin::types::{FieldTable, ShortString};
 use lapin::{Channel, Connection};
 use tokio::time::sleep_until;
 
-use crate::amqp::{connect, header_u64, headers};
+use crate::amqp::{close_quietly, connect, header_u64, headers};
 use crate::consume::{Consumer, ConsumerState};
-use crate::delivery::{AmqpSettle, OutstandingCounter, Settle};
+use crate::delivery::{AmqpSettle, OutstandingCounter, Payload, Settle};
 use crate::topology::declare_consumer;
 use crate::{BusError, ConsumerConfig, Delivery, Topology};
 
@@ -23,7 +22,7 @@ use crate::{BusError, ConsumerConfig, Delivery, Topology};
 /// * One channel per kind, each with [`ConsumerConfig::prefetch`]; the consumer's queues
 ///   (and the exchanges, dead-letter exchanges and queues) are declared at every
 ///   connection.
-/// * Deliveries are decoded when received ([`Delivery::message`]) and carry the quorum
+/// * Deliveries carry the message body, decoded by [`Delivery::message`], and the quorum
 ///   queue's redelivery count.
 /// * A lost connection (broker restart, network) is repaired with backoff
 ///   ([`ConsumerConfig::reconnect`]); deliveries of the old connection can no longer be
@@ -41,6 +40,7 @@ pub struct AmqpConsumer {
     state: State,
     outstanding: OutstandingCounter,
     last_activity: Instant,
+    reconnects: u64,
 }
 
 enum State {
@@ -106,7 +106,15 @@ impl AmqpConsumer {
             state: State::Starting,
             outstanding: OutstandingCounter::default(),
             last_activity: Instant::now(),
+            reconnects: 0,
         })
+    }
+
+    /// How many times the consumer connected again after losing its connection or a
+    /// channel: for metrics.
+    #[must_use]
+    pub fn reconnects(&self) -> u64 {
+        self.reconnects
     }
 
     /// The configuration.
@@ -186,20 +194,16 @@ impl AmqpConsumer {
             .map_or(u32::from(d.redelivered), |n| {
                 u32::try_from(n).unwrap_or(u32::MAX)
             });
-        let message = Message::from_json(&d.data)
-            .map(|m| Arc::new(m.into_owned()))
-            .map_err(|e| e.to_string());
         Delivery::new(
             source.kind,
             source.queue.clone(),
-            message,
+            Payload::Body(d.data),
             redeliveries,
             self.topology.delivery_limit,
             Settle::Amqp(Box::new(AmqpSettle {
                 acker: d.acker,
                 channel: source.channel.clone(),
                 dead_letter_exchange: source.dead_letter_exchange.clone(),
-                body: d.data,
                 properties: d.properties,
             })),
             &self.outstanding,
@@ -222,18 +226,19 @@ impl AmqpConsumer {
     }
 
     async fn close_session(session: Session) {
-        for (source, tag) in &session.sources {
-            source
-                .channel
-                .basic_cancel(tag.clone(), lapin::options::BasicCancelOptions::default())
-                .await
-                .unwrap_or(());
+        if session.connection.status().connected() {
+            for (source, tag) in &session.sources {
+                let cancel = source
+                    .channel
+                    .basic_cancel(tag.clone(), lapin::options::BasicCancelOptions::default());
+                // A broker that does not answer must not hold the consumer up.
+                tokio::time::timeout(std::time::Duration::from_secs(5), cancel)
+                    .await
+                    .map_or(Ok(()), |r| r.map(drop))
+                    .unwrap_or(());
+            }
         }
-        session
-            .connection
-            .close(200, "consumer closed".into())
-            .await
-            .unwrap_or(());
+        close_quietly(&session.connection, 200, "consumer closed").await;
     }
 }
 
@@ -249,6 +254,9 @@ impl Consumer for AmqpConsumer {
                     };
                     match self.open_session().await {
                         Ok(session) => {
+                            if matches!(self.state, State::Reconnecting { .. }) {
+                                self.reconnects += 1;
+                            }
                             if attempt > 0 {
                                 tracing::info!(consumer = %self.config.name, attempts = attempt + 1, "Consumer reconnected to RabbitMQ.");
                             }
@@ -366,9 +374,7 @@ impl AmqpConsumer {
             },
         );
         if let State::Consuming(session) = old {
-            if session.connection.status().connected() {
-                Self::close_session(*session).await;
-            }
+            Self::close_session(*session).await;
         }
     }
 }

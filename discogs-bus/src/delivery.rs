@@ -1,8 +1,9 @@
 //! One message received by a consumer, and how it is settled.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use discogs_model::wire::{Batch, Message};
 use discogs_model::{RecordKind, SinkRecord};
@@ -17,6 +18,10 @@ use crate::BusError;
 /// A message a consumer received: a batch of records or a control message, with what is
 /// needed to settle it.
 ///
+/// [`message`](Self::message) decodes it once into records that own their text, and keeps
+/// the result; [`decode`](Self::decode) decodes it into records that borrow their text from
+/// the body, about twice as fast, for consumers that do not need to keep the records.
+///
 /// Settle every delivery exactly once, after the work it carries is durable:
 ///
 /// * [`ack`](Self::ack): done, remove it from the queue;
@@ -30,11 +35,21 @@ use crate::BusError;
 pub struct Delivery {
     kind: RecordKind,
     queue: Arc<str>,
-    message: Result<Arc<Message<'static>>, String>,
+    payload: Payload,
+    /// The body decoded into owned records, on the first [`Delivery::message`].
+    decoded: OnceLock<Result<Message<'static>, String>>,
     redelivery_count: u32,
     delivery_limit: u32,
     settle: Option<Settle>,
     _outstanding: Outstanding,
+}
+
+/// What a delivery carries.
+pub(crate) enum Payload {
+    /// A message body from RabbitMQ, decoded on demand.
+    Body(Vec<u8>),
+    /// A message shared by the in-process bus.
+    Shared(Arc<Message<'static>>),
 }
 
 pub(crate) enum Settle {
@@ -46,7 +61,6 @@ pub(crate) struct AmqpSettle {
     pub(crate) acker: lapin::Acker,
     pub(crate) channel: Channel,
     pub(crate) dead_letter_exchange: ShortString,
-    pub(crate) body: Vec<u8>,
     pub(crate) properties: BasicProperties,
 }
 
@@ -82,11 +96,11 @@ impl fmt::Debug for Delivery {
         d.field("queue", &self.queue)
             .field("kind", &self.kind)
             .field("redelivery_count", &self.redelivery_count);
-        match &self.message {
-            Ok(m) => d
+        match &self.payload {
+            Payload::Body(body) => d.field("body_bytes", &body.len()),
+            Payload::Shared(m) => d
                 .field("type", &m.message_type())
                 .field("records", &m.record_count()),
-            Err(e) => d.field("undecodable", e),
         };
         d.finish_non_exhaustive()
     }
@@ -96,7 +110,7 @@ impl Delivery {
     pub(crate) fn new(
         kind: RecordKind,
         queue: Arc<str>,
-        message: Result<Arc<Message<'static>>, String>,
+        payload: Payload,
         redelivery_count: u32,
         delivery_limit: u32,
         settle: Settle,
@@ -105,7 +119,8 @@ impl Delivery {
         Self {
             kind,
             queue,
-            message,
+            payload,
+            decoded: OnceLock::new(),
             redelivery_count,
             delivery_limit,
             settle: Some(settle),
@@ -125,26 +140,56 @@ impl Delivery {
         &self.queue
     }
 
-    /// The decoded message.
+    /// The message, decoded on the first call (records owning their text) and kept.
     ///
     /// # Errors
     ///
     /// [`BusError::Decode`] when the body is not a message this build reads: such a
     /// delivery can only be dead-lettered.
     pub fn message(&self) -> Result<&Message<'static>, BusError> {
-        match &self.message {
-            Ok(m) => Ok(m),
-            Err(reason) => Err(BusError::Decode {
-                queue: self.queue.to_string(),
-                reason: reason.clone(),
+        let decoded = match &self.payload {
+            Payload::Shared(m) => return Ok(m),
+            Payload::Body(body) => self.decoded.get_or_init(|| {
+                Message::from_json(body)
+                    .map(Message::into_owned)
+                    .map_err(|e| e.to_string())
             }),
+        };
+        decoded.as_ref().map_err(|reason| BusError::Decode {
+            queue: self.queue.to_string(),
+            reason: reason.clone(),
+        })
+    }
+
+    /// The message decoded again, its text borrowed from the body where it has no
+    /// escapes: about twice as fast as [`message`](Self::message) (fewer allocations), for
+    /// a consumer that is done with the records before it settles the delivery. Each call
+    /// decodes; on the in-process bus it is the shared message itself.
+    ///
+    /// # Errors
+    ///
+    /// As [`message`](Self::message).
+    pub fn decode(&self) -> Result<Cow<'_, Message<'_>>, BusError> {
+        match &self.payload {
+            Payload::Shared(m) => Ok(Cow::Borrowed(m.as_ref())),
+            Payload::Body(body) => {
+                if let Some(Ok(m)) = self.decoded.get() {
+                    return Ok(Cow::Borrowed(m));
+                }
+                Message::from_json(body)
+                    .map(Cow::Owned)
+                    .map_err(|e| BusError::Decode {
+                        queue: self.queue.to_string(),
+                        reason: e.to_string(),
+                    })
+            }
         }
     }
 
     /// The batch, when the message is one.
     #[must_use]
     pub fn batch(&self) -> Option<&Batch<'static>> {
-        match self.message.as_deref() {
+        match self.message() {
             Ok(Message::Batch(b)) => Some(b),
             _ => None,
         }
@@ -154,6 +199,15 @@ impl Delivery {
     #[must_use]
     pub fn records(&self) -> &[SinkRecord<'static>] {
         self.batch().map_or(&[], |b| b.records.as_slice())
+    }
+
+    /// The message body as received from RabbitMQ (JSON); `None` on the in-process bus.
+    #[must_use]
+    pub fn body(&self) -> Option<&[u8]> {
+        match &self.payload {
+            Payload::Body(body) => Some(body),
+            Payload::Shared(_) => None,
+        }
     }
 
     /// How many times this message was given back before this delivery (0 on the first):
@@ -245,6 +299,10 @@ impl Delivery {
                 );
                 let properties = s.properties.clone().with_headers(table);
                 let what = format!("dead-lettering a message from {queue}");
+                let body: &[u8] = match &self.payload {
+                    Payload::Body(body) => body,
+                    Payload::Shared(_) => &[],
+                };
                 let confirm = s
                     .channel
                     .basic_publish(
@@ -254,7 +312,7 @@ impl Delivery {
                             mandatory: true,
                             ..BasicPublishOptions::default()
                         },
-                        &s.body,
+                        body,
                         properties,
                     )
                     .await

@@ -21,7 +21,7 @@ use discogs_model::{RecordKind, SinkRecord};
 use tokio::sync::Notify;
 
 use crate::consume::{Consumer, ConsumerState};
-use crate::delivery::{OutstandingCounter, Settle};
+use crate::delivery::{OutstandingCounter, Payload, Settle};
 use crate::publish::{complete_message, FileProgress, FileRef, Publisher, Resume};
 use crate::{BusError, ConsumerConfig, Delivery, PublisherConfig};
 
@@ -479,7 +479,7 @@ impl MemoryConsumer {
             return Ok(Some(Delivery::new(
                 kind,
                 queue,
-                Ok(message),
+                Payload::Shared(message),
                 redeliveries,
                 shared.delivery_limit,
                 Settle::Memory(MemorySettle {

@@ -2,6 +2,9 @@
 //! confirms, reconnection that sends again everything unconfirmed.
 
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Instant;
 
 use discogs_model::wire::{
@@ -14,7 +17,7 @@ use lapin::types::ShortString;
 use lapin::Confirmation;
 use lapin::{BasicProperties, Channel, Connection, PublisherConfirm};
 
-use crate::amqp::{connect, properties, MessageInfo};
+use crate::amqp::{close_quietly, connect, properties, MessageInfo};
 use crate::error::{lapin_is_retriable, needs_reconnect};
 use crate::publish::{complete_message, FileProgress, FileRef, Publisher, Resume};
 use crate::topology::{declare_consumer, declare_exchanges};
@@ -51,6 +54,11 @@ pub struct AmqpPublisher {
     open: Option<OpenFile>,
     outbox: VecDeque<Outgoing>,
     in_flight: usize,
+    connections: u64,
+    /// Reconnections since the last confirm, and when the first of them happened: a
+    /// connection that keeps breaking before anything is confirmed is retried with
+    /// backoff, and given up after the backoff's budget.
+    stalled: Option<(u32, Instant)>,
 }
 
 struct Session {
@@ -64,15 +72,28 @@ struct OpenFile {
     completing: bool,
 }
 
+/// A message handed to the connection whose frames may still be on their way out.
+type Sending = Pin<Box<dyn Future<Output = lapin::Result<PublisherConfirm>> + Send>>;
+
 enum State {
+    /// Waiting to be sent (first time, or again after a reconnection or a nack).
     Unsent,
+    /// Handed to the connection, in order; not yet written to the socket.
+    Sending(Sending),
+    /// Written; waiting for the broker's confirm.
     Sent(PublisherConfirm),
     Confirmed,
 }
 
+impl State {
+    fn in_flight(&self) -> bool {
+        matches!(self, State::Sending(_) | State::Sent(_))
+    }
+}
+
 struct Outgoing {
     exchange: ShortString,
-    body: Vec<u8>,
+    body: Arc<Vec<u8>>,
     properties: BasicProperties,
     what: String,
     /// `(seq, records)` for a batch of the open file.
@@ -119,6 +140,8 @@ impl AmqpPublisher {
             open: None,
             outbox: VecDeque::new(),
             in_flight: 0,
+            connections: 0,
+            stalled: None,
         })
     }
 
@@ -142,6 +165,13 @@ impl AmqpPublisher {
         &self.topology
     }
 
+    /// How many times the publisher had to connect again after its first connection (a
+    /// lost connection, a missing confirm): for metrics.
+    #[must_use]
+    pub fn reconnects(&self) -> u64 {
+        self.connections.saturating_sub(1)
+    }
+
     /// Messages sent and not yet confirmed, plus those waiting to be sent.
     #[must_use]
     pub fn unconfirmed(&self) -> usize {
@@ -156,17 +186,19 @@ impl AmqpPublisher {
     pub async fn close(mut self) -> Result<(), BusError> {
         let flushed = self.flush().await;
         if let Some(session) = self.session.take() {
-            session
-                .connection
-                .close(200, "publisher closed".into())
-                .await
-                .unwrap_or(());
+            close_quietly(&session.connection, 200, "publisher closed").await;
         }
         flushed
     }
 
-    async fn open_session(&self) -> Result<Session, BusError> {
-        let connection = connect(&self.url, &self.config.connection_name).await?;
+    /// A new connection and confirming channel, with the topology declared. Takes the
+    /// fields it needs rather than `&self`, which is not `Sync` (it holds futures).
+    async fn open_session(
+        url: &str,
+        topology: &Topology,
+        config: &PublisherConfig,
+    ) -> Result<Session, BusError> {
+        let connection = connect(url, &config.connection_name).await?;
         let channel = connection
             .create_channel()
             .await
@@ -175,9 +207,9 @@ impl AmqpPublisher {
             .confirm_select(ConfirmSelectOptions::default())
             .await
             .map_err(BusError::amqp("enabling publisher confirms"))?;
-        declare_exchanges(&channel, &self.topology, &RecordKind::ALL).await?;
-        for consumer in &self.config.consumers {
-            declare_consumer(&channel, &self.topology, consumer, &RecordKind::ALL).await?;
+        declare_exchanges(&channel, topology, &RecordKind::ALL).await?;
+        for consumer in &config.consumers {
+            declare_consumer(&channel, topology, consumer, &RecordKind::ALL).await?;
         }
         Ok(Session {
             connection,
@@ -189,23 +221,13 @@ impl AmqpPublisher {
     /// again with backoff.
     async fn reconnect(&mut self) -> Result<(), BusError> {
         if let Some(old) = self.session.take() {
-            if old.connection.status().connected() {
-                old.connection
-                    .close(320, "publisher reconnecting".into())
-                    .await
-                    .unwrap_or(());
-            }
+            close_quietly(&old.connection, 320, "publisher reconnecting").await;
         }
-        for out in &mut self.outbox {
-            if matches!(out.state, State::Sent(_)) {
-                out.state = State::Unsent;
-            }
-        }
-        self.in_flight = 0;
+        self.forget_in_flight();
         let start = Instant::now();
         let mut attempt = 0u32;
         loop {
-            match self.open_session().await {
+            match Self::open_session(&self.url, &self.topology, &self.config).await {
                 Ok(session) => {
                     if attempt > 0 {
                         tracing::info!(
@@ -215,6 +237,7 @@ impl AmqpPublisher {
                         );
                     }
                     self.session = Some(session);
+                    self.connections += 1;
                     return Ok(());
                 }
                 Err(e) if !e.is_retriable() => return Err(e),
@@ -259,7 +282,7 @@ impl AmqpPublisher {
         };
         self.outbox.push_back(Outgoing {
             exchange: self.topology.exchange(file.kind).into(),
-            body,
+            body: Arc::new(body),
             properties: properties(&info),
             what: format!("batch {}/{}#{seq}", file.version, file.file),
             batch: Some((seq, records)),
@@ -272,7 +295,7 @@ impl AmqpPublisher {
         let info = MessageInfo::of(message);
         self.outbox.push_back(Outgoing {
             exchange: self.topology.exchange(kind).into(),
-            body: message.to_json()?,
+            body: Arc::new(message.to_json()?),
             properties: properties(&info),
             what: format!("{} of {}", info.ty, info.version),
             batch: None,
@@ -302,6 +325,7 @@ impl AmqpPublisher {
         match answer {
             Ok(Confirmation::Ack(None) | Confirmation::NotRequested) => {
                 out.state = State::Confirmed;
+                self.stalled = None;
                 Ok(())
             }
             Ok(Confirmation::Ack(Some(returned))) => {
@@ -329,55 +353,86 @@ impl AmqpPublisher {
         }
     }
 
-    /// Collects the confirms that have arrived, without waiting.
+    /// Everything in flight is to be sent again (the connection is gone or suspect).
+    fn forget_in_flight(&mut self) {
+        for out in &mut self.outbox {
+            if out.state.in_flight() {
+                out.state = State::Unsent;
+            }
+        }
+        self.in_flight = 0;
+    }
+
+    /// The frames of message `i` could not be written.
+    fn not_written(&mut self, i: usize, source: lapin::Error) -> BusError {
+        self.outbox[i].state = State::Unsent;
+        self.in_flight -= 1;
+        BusError::Amqp {
+            context: format!("publishing {}", self.outbox[i].what),
+            source,
+        }
+    }
+
+    /// Collects what has happened to the messages in flight, without waiting.
     fn reap(&mut self) -> Result<(), BusError> {
         for i in 0..self.outbox.len() {
-            let State::Sent(confirm) = &mut self.outbox[i].state else {
-                continue;
-            };
-            match confirm.now_or_never() {
-                Some(answer) => self.settle(i, answer)?,
-                // Confirms come mostly in order: stop at the first still pending.
-                None => break,
-            }
-        }
-        self.pop_confirmed();
-        Ok(())
-    }
-
-    /// Waits for the oldest message in flight.
-    async fn wait_oldest(&mut self) -> Result<(), BusError> {
-        let Some(i) = self
-            .outbox
-            .iter()
-            .position(|o| matches!(o.state, State::Sent(_)))
-        else {
-            return Ok(());
-        };
-        let timeout = self.config.confirm_timeout;
-        let State::Sent(confirm) = &mut self.outbox[i].state else {
-            return Ok(());
-        };
-        match tokio::time::timeout(timeout, confirm).await {
-            Ok(answer) => self.settle(i, answer)?,
-            Err(_) => {
-                let what = self.outbox[i].what.clone();
-                // The connection is not to be trusted: start over on a new one next time.
-                self.session = None;
-                for out in &mut self.outbox {
-                    if matches!(out.state, State::Sent(_)) {
-                        out.state = State::Unsent;
-                    }
+            if let State::Sending(sending) = &mut self.outbox[i].state {
+                match sending.now_or_never() {
+                    Some(Ok(confirm)) => self.outbox[i].state = State::Sent(confirm),
+                    Some(Err(source)) => return Err(self.not_written(i, source)),
+                    // Frames go out in order: the later ones are not written either.
+                    None => break,
                 }
-                self.in_flight = 0;
-                return Err(BusError::ConfirmTimeout { what, timeout });
+            }
+            if let State::Sent(confirm) = &mut self.outbox[i].state {
+                match confirm.now_or_never() {
+                    Some(answer) => self.settle(i, answer)?,
+                    // Confirms come mostly in order: stop at the first still pending.
+                    None => break,
+                }
             }
         }
         self.pop_confirmed();
         Ok(())
     }
 
-    /// Sends message `i` on the current session.
+    /// Waits for the oldest message in flight to be confirmed (or refused).
+    async fn wait_oldest(&mut self) -> Result<(), BusError> {
+        let Some(i) = self.outbox.iter().position(|o| o.state.in_flight()) else {
+            return Ok(());
+        };
+        let deadline = tokio::time::Instant::now() + self.config.confirm_timeout;
+        if let State::Sending(sending) = &mut self.outbox[i].state {
+            match tokio::time::timeout_at(deadline, sending).await {
+                Ok(Ok(confirm)) => self.outbox[i].state = State::Sent(confirm),
+                Ok(Err(source)) => return Err(self.not_written(i, source)),
+                Err(_) => return Err(self.timed_out(i)),
+            }
+        }
+        if let State::Sent(confirm) = &mut self.outbox[i].state {
+            match tokio::time::timeout_at(deadline, confirm).await {
+                Ok(answer) => self.settle(i, answer)?,
+                Err(_) => return Err(self.timed_out(i)),
+            }
+        }
+        self.pop_confirmed();
+        Ok(())
+    }
+
+    /// No confirm for message `i` in time: the connection is not to be trusted; start
+    /// over on a new one next time, sending again everything unconfirmed.
+    fn timed_out(&mut self, i: usize) -> BusError {
+        let what = self.outbox[i].what.clone();
+        self.session = None;
+        self.forget_in_flight();
+        BusError::ConfirmTimeout {
+            what,
+            timeout: self.config.confirm_timeout,
+        }
+    }
+
+    /// Hands message `i` to the current connection (connecting first if needed). Does not
+    /// wait for the frames to be written: the caller goes on encoding meanwhile.
     async fn send(&mut self, i: usize) -> Result<(), BusError> {
         if self.session.is_none() {
             self.reconnect().await?;
@@ -385,26 +440,30 @@ impl AmqpPublisher {
         let Some(session) = self.session.as_ref() else {
             return Ok(());
         };
+        let channel = session.channel.clone();
         let out = &mut self.outbox[i];
-        let confirm = session
-            .channel
-            .basic_publish(
-                out.exchange.clone(),
-                "".into(),
-                BasicPublishOptions {
-                    mandatory: true,
-                    ..BasicPublishOptions::default()
-                },
-                &out.body,
-                out.properties.clone(),
-            )
-            .await
-            .map_err(|source| BusError::Amqp {
-                context: format!("publishing {}", out.what),
-                source,
-            })?;
-        out.state = State::Sent(confirm);
+        let (exchange, body, props) = (
+            out.exchange.clone(),
+            out.body.clone(),
+            out.properties.clone(),
+        );
+        let mut sending: Sending = Box::pin(async move {
+            let options = BasicPublishOptions {
+                mandatory: true,
+                ..BasicPublishOptions::default()
+            };
+            channel
+                .basic_publish(exchange, "".into(), options, &body, props)
+                .await
+        });
         self.in_flight += 1;
+        // The first poll puts the frames in the connection's queue, so messages go out
+        // in the order they were sent.
+        match (&mut sending).now_or_never() {
+            Some(Ok(confirm)) => self.outbox[i].state = State::Sent(confirm),
+            Some(Err(source)) => return Err(self.not_written(i, source)),
+            None => self.outbox[i].state = State::Sending(sending),
+        }
         Ok(())
     }
 
@@ -418,6 +477,19 @@ impl AmqpPublisher {
                 Ok(false) => return Ok(()),
                 Err(e) if needs_reconnect(&e) && !matches!(e, BusError::ConfirmTimeout { .. }) => {
                     tracing::warn!(error = %e, unconfirmed = self.outbox.len(), "Publisher lost its connection; reconnecting to send again what is unconfirmed.");
+                    let (count, since) = self.stalled.unwrap_or((0, Instant::now()));
+                    if count > 0 {
+                        // Broke again before anything was confirmed: do not spin.
+                        if self.config.reconnect.exhausted(since.elapsed()) {
+                            return Err(BusError::GaveUp {
+                                attempts: count,
+                                elapsed: since.elapsed(),
+                                last: Box::new(e),
+                            });
+                        }
+                        tokio::time::sleep(self.config.reconnect.delay(count - 1)).await;
+                    }
+                    self.stalled = Some((count + 1, since));
                     self.reconnect().await?;
                 }
                 Err(e) => {
@@ -425,12 +497,7 @@ impl AmqpPublisher {
                         if !lapin_is_retriable(source) {
                             // A channel error: the channel is closed; start over next time.
                             self.session = None;
-                            self.in_flight = 0;
-                            for out in &mut self.outbox {
-                                if matches!(out.state, State::Sent(_)) {
-                                    out.state = State::Unsent;
-                                }
-                            }
+                            self.forget_in_flight();
                         }
                     }
                     return Err(e);

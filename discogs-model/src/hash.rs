@@ -130,14 +130,24 @@ impl RecordHash {
     pub fn to_hex(&self) -> String {
         self.to_string()
     }
+
+    /// The 64 lowercase hex digits, without allocating.
+    fn hex_digits(&self) -> [u8; 64] {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 64];
+        for (i, b) in self.0.iter().enumerate() {
+            out[2 * i] = DIGITS[usize::from(b >> 4)];
+            out[2 * i + 1] = DIGITS[usize::from(b & 0x0f)];
+        }
+        out
+    }
 }
 
 impl fmt::Display for RecordHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
+        let digits = self.hex_digits();
+        // Hex digits are ASCII.
+        f.write_str(std::str::from_utf8(&digits).unwrap_or_default())
     }
 }
 
@@ -181,14 +191,26 @@ fn hex_value(c: u8) -> Option<u8> {
 
 impl serde::Serialize for RecordHash {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        let digits = self.hex_digits();
+        s.serialize_str(std::str::from_utf8(&digits).unwrap_or_default())
     }
 }
 
 impl<'de> serde::Deserialize<'de> for RecordHash {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = Cow::<'de, str>::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
+        // Parsed from the input without copying it first (a hash is in every record
+        // of every message on the bus).
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = RecordHash;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("64 hex digits")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RecordHash, E> {
+                v.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_str(V)
     }
 }
 

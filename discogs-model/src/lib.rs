@@ -42,6 +42,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod borrow;
 mod owned;
 
 mod artist;

@@ -81,6 +81,37 @@ macro_rules! model_struct {
                 $( $crate::hash::Canonical::encode(&self.$field, out); )*
             }
         }
+
+        // The borrowing decoder (see `crate::borrow`): the same JSON as the derive.
+        impl<'a> serde::Deserialize<'a> for $crate::borrow::Borrowed<$name<'a>> {
+            fn deserialize<D: serde::Deserializer<'a>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'a> serde::de::Visitor<'a> for V {
+                    type Value = $name<'a>;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str(concat!("a ", stringify!($name)))
+                    }
+                    fn visit_map<M: serde::de::MapAccess<'a>>(
+                        self,
+                        mut map: M,
+                    ) -> Result<$name<'a>, M::Error> {
+                        let mut out = $name::default();
+                        while let Some(key) = map.next_key::<$crate::borrow::Key<'a>>()? {
+                            $(
+                                if key.0 == $crate::borrow::json_name(stringify!($field)) {
+                                    out.$field =
+                                        map.next_value::<$crate::borrow::Borrowed<$ty>>()?.0;
+                                    continue;
+                                }
+                            )*
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                        Ok(out)
+                    }
+                }
+                d.deserialize_map(V).map($crate::borrow::Borrowed)
+            }
+        }
     };
 }
 pub(crate) use model_struct;

@@ -324,7 +324,7 @@ async fn amqp_idle_consumer_disconnects_and_resumes() {
             .await
             .expect("the idle consumer came back")
             .unwrap();
-        assert_eq!(d.records().len(), 1);
+        assert_eq!(behaviour::records(&d).len(), 1);
         assert_eq!(consumer.state(), ConsumerState::Consuming);
         let stats = admin.queue_stats(&queue).await.unwrap().unwrap();
         assert_eq!(stats.consumers, 1);

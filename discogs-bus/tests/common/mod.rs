@@ -228,6 +228,7 @@ fn base64(bytes: &[u8]) -> String {
 /// Stops and starts the broker's application with `rabbitmqctl`, the way an operator
 /// restarts it. The command is `DISCOGS_RABBITMQCTL` (split on spaces) or
 /// `scripts/services rabbitmqctl` of this workspace.
+#[derive(Clone)]
 pub struct Broker {
     command: Vec<String>,
     address: String,
@@ -282,23 +283,25 @@ impl Broker {
 
     /// `stop_app`; the returned guard runs `start_app` when dropped (also when the test
     /// fails), so the shared broker is never left stopped.
-    pub fn stop_app(&self) -> Stopped<'_> {
+    pub fn stop_app(&self) -> Stopped {
         eprintln!("rabbitmqctl stop_app");
-        self.run(&["stop_app"]).expect("rabbitmqctl stop_app");
-        Stopped {
-            broker: self,
+        // The guard exists before the command: whatever happens, start_app follows.
+        let stopped = Stopped {
+            broker: self.clone(),
             started: false,
-        }
+        };
+        self.run(&["stop_app"]).expect("rabbitmqctl stop_app");
+        stopped
     }
 }
 
 /// The broker's application is stopped until [`Stopped::start`] or drop.
-pub struct Stopped<'b> {
-    broker: &'b Broker,
+pub struct Stopped {
+    broker: Broker,
     started: bool,
 }
 
-impl Stopped<'_> {
+impl Stopped {
     /// `start_app`, then waits until AMQP accepts connections again.
     pub fn start(mut self) {
         self.start_inner().expect("rabbitmqctl start_app");
@@ -322,7 +325,7 @@ impl Stopped<'_> {
     }
 }
 
-impl Drop for Stopped<'_> {
+impl Drop for Stopped {
     fn drop(&mut self) {
         if let Err(e) = self.start_inner() {
             eprintln!(
