@@ -26,10 +26,9 @@ use discogs_bus::{
 };
 use discogs_model::wire::{ExtractionComplete, RecordCounts};
 use discogs_model::{Artist, Record, RecordKind, SinkRecord};
-use discogs_parse::{DumpReader, Error, ReadOptions};
 use discogs_sink_neo4j::{Neo4jSink, Neo4jSinkConfig};
 use discogs_sink_pg::{PgSink, PgSinkConfig};
-use discogs_testkit::{require, shared_fixtures, Scope, Service};
+use discogs_testkit::{read_records, require, shared_fixtures, Scope, Service};
 use tokio::task::JoinHandle;
 use tokio_postgres::{Client, NoTls};
 
@@ -270,28 +269,6 @@ async fn graph_count(sink: &Neo4jSink, cypher: &str) -> i64 {
         .unwrap_or_else(|e| panic!("{cypher}: {e:?}"));
     let row = rows.next().await.expect("row").expect("one row");
     row.get::<i64>("n").expect("n")
-}
-
-/// Every record of a dump file (stopping at a fatal error).
-fn read_records(path: &Path) -> (RecordKind, Vec<SinkRecord<'static>>) {
-    let mut reader = DumpReader::open_with(path, ReadOptions::default().max_errors(None))
-        .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
-    let kind = reader.kind();
-    let mut out = Vec::new();
-    while let Some(item) = reader.next_record() {
-        match item {
-            Ok(p) => {
-                let p = p.into_owned();
-                out.push(SinkRecord {
-                    record: p.record,
-                    hash: p.hash,
-                });
-            }
-            Err(Error::Record(_)) => {}
-            Err(_) => break,
-        }
-    }
-    (kind, out)
 }
 
 /// The four files of the 2017-04 excerpt.

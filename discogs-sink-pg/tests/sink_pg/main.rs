@@ -10,10 +10,7 @@ mod fixtures;
 mod purge;
 mod search;
 
-use std::path::Path;
-
 use discogs_model::{RecordKind, Sink, SinkOutcome, SinkRecord};
-use discogs_parse::{DumpReader, Error, ReadOptions};
 use discogs_sink_pg::{PgSink, PgSinkConfig};
 use discogs_testkit::{require, Scope, Service};
 use tokio_postgres::{Client, NoTls};
@@ -78,27 +75,7 @@ pub(crate) async fn connect(url: &str) -> Client {
 
 pub(crate) use discogs_testkit::shared_fixtures;
 
-/// Every record of a dump file (stopping at a fatal error, as for the truncated excerpt).
-pub(crate) fn read_records(path: &Path) -> (RecordKind, Vec<SinkRecord<'static>>) {
-    let mut reader = DumpReader::open_with(path, ReadOptions::default().max_errors(None))
-        .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
-    let kind = reader.kind();
-    let mut out = Vec::new();
-    while let Some(item) = reader.next_record() {
-        match item {
-            Ok(p) => {
-                let p = p.into_owned();
-                out.push(SinkRecord {
-                    record: p.record,
-                    hash: p.hash,
-                });
-            }
-            Err(Error::Record(_)) => {}
-            Err(_) => break,
-        }
-    }
-    (kind, out)
-}
+pub(crate) use discogs_testkit::read_records;
 
 /// Writes `records` in batches of `batch`, summing the outcomes.
 pub(crate) async fn load(
