@@ -171,6 +171,7 @@ async fn run(
                 false
             }
             Message::FileComplete(_) => true,
+            Message::Removed(_) => false,
             Message::ExtractionComplete(_) => false,
         };
         drop(message);

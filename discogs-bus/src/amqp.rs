@@ -163,6 +163,14 @@ impl<'a> MessageInfo<'a> {
                 seq: Some(b.seq),
                 records: Some(b.records.len() as u64),
             },
+            Message::Removed(r) => Self {
+                ty: MessageType::Removed,
+                kind: Some(r.kind),
+                version: &r.version,
+                file: Some(&r.file),
+                seq: Some(r.seq),
+                records: Some(r.ids.len() as u64),
+            },
             Message::FileComplete(f) => Self {
                 ty: MessageType::FileComplete,
                 kind: Some(f.kind),

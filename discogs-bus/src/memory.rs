@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use discogs_model::wire::{Batch, ExtractionComplete, FileComplete, Message};
+use discogs_model::wire::{Batch, ExtractionComplete, FileComplete, Message, Removed};
 use discogs_model::{RecordKind, SinkRecord};
 use tokio::sync::Notify;
 
@@ -373,6 +373,7 @@ impl Publisher for MemoryPublisher {
             batches: resume.batches,
             confirmed_batches: resume.batches,
             confirmed_records: resume.records,
+            removed: 0,
         });
         Ok(())
     }
@@ -406,6 +407,17 @@ impl Publisher for MemoryPublisher {
         self.bus.route(complete.kind, message).await?;
         self.open = None;
         Ok(complete)
+    }
+
+    async fn removed(&mut self, ids: &[u64]) -> Result<(), BusError> {
+        self.drain().await?;
+        let file = self.open()?.file.clone();
+        for chunk in Removed::chunks(file.kind, &file.version, &file.file, ids) {
+            let message = Arc::new(Message::Removed(chunk.into_owned()));
+            self.bus.route(file.kind, message).await?;
+        }
+        self.open()?.removed += ids.len() as u64;
+        Ok(())
     }
 
     async fn extraction_complete(

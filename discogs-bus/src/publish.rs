@@ -55,6 +55,8 @@ pub struct FileProgress {
     pub confirmed_batches: u64,
     /// Records in the confirmed batches.
     pub confirmed_records: u64,
+    /// Ids sent and confirmed in `removed` messages ([`Publisher::removed`]).
+    pub removed: u64,
 }
 
 impl FileProgress {
@@ -112,6 +114,19 @@ pub trait Publisher: Send {
     /// As [`Publisher::flush`]; calling `end_file` again carries on where it stopped.
     fn end_file(&mut self) -> impl Future<Output = Result<FileComplete<'static>, BusError>> + Send;
 
+    /// Sends the partial batch, then `ids` (records of the open file's kind that the dump
+    /// no longer has) as `removed` messages of at most
+    /// [`discogs_model::wire::REMOVED_CHUNK`] ids, and waits until the broker confirmed
+    /// them all; the count goes into the file's `file_complete`. Call it after the file's
+    /// last record and before [`end_file`](Self::end_file).
+    ///
+    /// # Errors
+    ///
+    /// [`BusError::Usage`] without an open file, else as [`Publisher::flush`]. Calling it
+    /// again after an error may send some ids twice, which consumers absorb (deleting is
+    /// idempotent); they are counted once.
+    fn removed(&mut self, ids: &[u64]) -> impl Future<Output = Result<(), BusError>> + Send;
+
     /// Sends `extraction_complete` on every kind's exchange and waits for the confirms.
     ///
     /// # Errors
@@ -142,5 +157,6 @@ pub(crate) fn complete_message(progress: &FileProgress) -> FileComplete<'static>
         file: progress.file.file.clone().into(),
         batches: progress.batches,
         records: progress.accepted_records,
+        removed: progress.removed,
     }
 }

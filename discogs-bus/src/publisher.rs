@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use discogs_model::wire::{
-    BatchEncoder, ExtractionComplete, FileComplete, Message, MessageType, WireError,
+    BatchEncoder, ExtractionComplete, FileComplete, Message, MessageType, Removed, WireError,
 };
 use discogs_model::{RecordKind, SinkRecord};
 use futures_util::FutureExt;
@@ -564,6 +564,7 @@ impl Publisher for AmqpPublisher {
                 batches: resume.batches,
                 confirmed_batches: resume.batches,
                 confirmed_records: resume.records,
+                removed: 0,
             },
             completing: false,
         });
@@ -624,6 +625,24 @@ impl Publisher for AmqpPublisher {
         let complete = complete_message(&open.progress);
         self.open = None;
         Ok(complete)
+    }
+
+    async fn removed(&mut self, ids: &[u64]) -> Result<(), BusError> {
+        let open = self.open_file()?;
+        if open.completing {
+            return Err(BusError::Usage(format!(
+                "file {} is being completed: no more removed ids",
+                open.progress.file.file
+            )));
+        }
+        let file = open.progress.file.clone();
+        self.close_batch();
+        for chunk in Removed::chunks(file.kind, &file.version, &file.file, ids) {
+            self.queue_control(file.kind, &Message::Removed(chunk))?;
+        }
+        self.pump(true).await?;
+        self.open_file()?.progress.removed += ids.len() as u64;
+        Ok(())
     }
 
     async fn extraction_complete(

@@ -1,6 +1,6 @@
 //! The wire envelope: what one message on the bus carries.
 //!
-//! Every message body is one JSON object. There are three types, named by `"type"`:
+//! Every message body is one JSON object. There are four types, named by `"type"`:
 //!
 //! * **`batch`** ([`Batch`]): records of one kind from one dump file, each with the hash the
 //!   parser computed, so that consumers never hash again.
@@ -19,12 +19,26 @@
 //!   [`crate::Label`], [`crate::Master`] or [`crate::Release`]); the batch's `kind` says
 //!   which.
 //!
-//! * **`file_complete`** ([`FileComplete`]): sent after the last batch of a file, once the
-//!   broker had confirmed every batch of it: how many batches and records the file gave.
+//! * **`removed`** ([`Removed`]): ids of records of the kind that the previous dump had and
+//!   this file no longer has (deleted from Discogs), for the consumers to delete. Sent
+//!   after the file's last batch is confirmed and before its `file_complete`, in chunks of
+//!   at most [`REMOVED_CHUNK`] ids; `seq` numbers the chunks of one file from 0. A chunk
+//!   may be sent again (a publisher resuming after a crash sends the whole list again);
+//!   deleting is idempotent.
+//!
+//!   ```json
+//!   {"type":"removed","schema":1,"kind":"artist","version":"20260101",
+//!    "file":"discogs_20260101_artists.xml.gz","seq":0,"ids":[17,4242]}
+//!   ```
+//!
+//! * **`file_complete`** ([`FileComplete`]): sent after the last batch of a file (and its
+//!   `removed` chunks), once the broker had confirmed every one of them: how many batches
+//!   and records the file gave, and how many ids were sent as removed (`removed`, absent
+//!   in messages of older publishers, read as 0).
 //!
 //!   ```json
 //!   {"type":"file_complete","schema":1,"kind":"artist","version":"20260101",
-//!    "file":"discogs_20260101_artists.xml.gz","batches":91102,"records":9110128}
+//!    "file":"discogs_20260101_artists.xml.gz","batches":91102,"records":9110128,"removed":2}
 //!   ```
 //!
 //! * **`extraction_complete`** ([`ExtractionComplete`]): sent after all four files of a dump
@@ -88,6 +102,9 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// The MIME type of every message body.
 pub const CONTENT_TYPE: &str = "application/json";
 
+/// The most ids one `removed` message carries (about 100 kB of JSON).
+pub const REMOVED_CHUNK: usize = 10_000;
+
 /// A message body that could not be encoded or decoded.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -107,11 +124,13 @@ pub enum WireError {
     },
 }
 
-/// The three types of message ([`Message`]'s variants), as named by `"type"`.
+/// The four types of message ([`Message`]'s variants), as named by `"type"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MessageType {
     /// `batch`: records.
     Batch,
+    /// `removed`: ids no longer in the dump.
+    Removed,
     /// `file_complete`: a file's last batch was sent.
     FileComplete,
     /// `extraction_complete`: all four files of a dump version were sent.
@@ -119,11 +138,12 @@ pub enum MessageType {
 }
 
 impl MessageType {
-    /// `batch`, `file_complete` or `extraction_complete`.
+    /// `batch`, `removed`, `file_complete` or `extraction_complete`.
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Batch => "batch",
+            Self::Removed => "removed",
             Self::FileComplete => "file_complete",
             Self::ExtractionComplete => "extraction_complete",
         }
@@ -142,6 +162,7 @@ impl FromStr for MessageType {
     fn from_str(s: &str) -> Result<Self, String> {
         Ok(match s {
             "batch" => Self::Batch,
+            "removed" => Self::Removed,
             "file_complete" => Self::FileComplete,
             "extraction_complete" => Self::ExtractionComplete,
             other => return Err(format!("unknown message type {other:?}")),
@@ -237,6 +258,60 @@ pub struct FileComplete<'a> {
     pub batches: u64,
     /// How many records the file gave, over all its batches.
     pub records: u64,
+    /// How many ids were sent in `removed` messages before this one (0 in messages of
+    /// publishers that predate `removed`).
+    pub removed: u64,
+}
+
+/// Ids of records that a dump file no longer has, to delete (see the
+/// [module documentation](self)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removed<'a> {
+    /// The kind of the removed records.
+    pub kind: RecordKind,
+    /// The dump version that no longer has them.
+    pub version: Cow<'a, str>,
+    /// The dump file's name.
+    pub file: Cow<'a, str>,
+    /// The chunk's number within the file: 0, 1, 2...
+    pub seq: u64,
+    /// The ids, at most [`REMOVED_CHUNK`] of them.
+    pub ids: Vec<u64>,
+}
+
+impl Removed<'_> {
+    /// Converts into a form that owns its text.
+    #[must_use]
+    pub fn into_owned(self) -> Removed<'static> {
+        Removed {
+            kind: self.kind,
+            version: Cow::Owned(self.version.into_owned()),
+            file: Cow::Owned(self.file.into_owned()),
+            seq: self.seq,
+            ids: self.ids,
+        }
+    }
+
+    /// The messages that carry `ids` for `file`: chunks of at most [`REMOVED_CHUNK`],
+    /// numbered from 0 (none for no ids).
+    #[must_use]
+    pub fn chunks<'b>(
+        kind: RecordKind,
+        version: &'b str,
+        file: &'b str,
+        ids: &[u64],
+    ) -> Vec<Removed<'b>> {
+        ids.chunks(REMOVED_CHUNK)
+            .zip(0..)
+            .map(|(chunk, seq)| Removed {
+                kind,
+                version: Cow::Borrowed(version),
+                file: Cow::Borrowed(file),
+                seq,
+                ids: chunk.to_vec(),
+            })
+            .collect()
+    }
 }
 
 impl FileComplete<'_> {
@@ -249,6 +324,7 @@ impl FileComplete<'_> {
             file: Cow::Owned(self.file.into_owned()),
             batches: self.batches,
             records: self.records,
+            removed: self.removed,
         }
     }
 }
@@ -324,6 +400,8 @@ impl ExtractionComplete<'_> {
 pub enum Message<'a> {
     /// Records.
     Batch(Batch<'a>),
+    /// Ids of records no longer in the dump.
+    Removed(Removed<'a>),
     /// A file was sent completely.
     FileComplete(FileComplete<'a>),
     /// A whole dump version was sent.
@@ -336,6 +414,7 @@ impl<'a> Message<'a> {
     pub fn message_type(&self) -> MessageType {
         match self {
             Self::Batch(_) => MessageType::Batch,
+            Self::Removed(_) => MessageType::Removed,
             Self::FileComplete(_) => MessageType::FileComplete,
             Self::ExtractionComplete(_) => MessageType::ExtractionComplete,
         }
@@ -347,6 +426,7 @@ impl<'a> Message<'a> {
     pub fn kind(&self) -> Option<RecordKind> {
         match self {
             Self::Batch(b) => Some(b.kind),
+            Self::Removed(r) => Some(r.kind),
             Self::FileComplete(f) => Some(f.kind),
             Self::ExtractionComplete(_) => None,
         }
@@ -357,6 +437,7 @@ impl<'a> Message<'a> {
     pub fn version(&self) -> &str {
         match self {
             Self::Batch(b) => &b.version,
+            Self::Removed(r) => &r.version,
             Self::FileComplete(f) => &f.version,
             Self::ExtractionComplete(e) => &e.version,
         }
@@ -376,6 +457,7 @@ impl<'a> Message<'a> {
     pub fn into_owned(self) -> Message<'static> {
         match self {
             Self::Batch(b) => Message::Batch(b.into_owned()),
+            Self::Removed(r) => Message::Removed(r.into_owned()),
             Self::FileComplete(f) => Message::FileComplete(f.into_owned()),
             Self::ExtractionComplete(e) => Message::ExtractionComplete(e.into_owned()),
         }
@@ -495,12 +577,20 @@ impl Serialize for Message<'_> {
                 map.serialize_entry("seq", &b.seq)?;
                 map.serialize_entry("records", &Records(b.kind, &b.records))?;
             }
+            Self::Removed(r) => {
+                map.serialize_entry("kind", &r.kind)?;
+                map.serialize_entry("version", &r.version)?;
+                map.serialize_entry("file", &r.file)?;
+                map.serialize_entry("seq", &r.seq)?;
+                map.serialize_entry("ids", &r.ids)?;
+            }
             Self::FileComplete(f) => {
                 map.serialize_entry("kind", &f.kind)?;
                 map.serialize_entry("version", &f.version)?;
                 map.serialize_entry("file", &f.file)?;
                 map.serialize_entry("batches", &f.batches)?;
                 map.serialize_entry("records", &f.records)?;
+                map.serialize_entry("removed", &f.removed)?;
             }
             Self::ExtractionComplete(e) => {
                 map.serialize_entry("version", &e.version)?;
@@ -850,7 +940,7 @@ impl<'de: 'a, 'a> Visitor<'de> for MessageVisitor<'a> {
     type Value = Message<'a>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a batch, file_complete or extraction_complete message")
+        f.write_str("a batch, removed, file_complete or extraction_complete message")
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
@@ -861,6 +951,8 @@ impl<'de: 'a, 'a> Visitor<'de> for MessageVisitor<'a> {
         let mut file: Option<Cow<'a, str>> = None;
         let mut seq: Option<u64> = None;
         let mut batches: Option<u64> = None;
+        let mut removed: Option<u64> = None;
+        let mut ids: Option<Vec<u64>> = None;
         let mut records: Option<RecordsField<'de>> = None;
         let mut started_at: Option<SystemTime> = None;
         let mut record_counts: Option<RecordCounts> = None;
@@ -886,6 +978,8 @@ impl<'de: 'a, 'a> Visitor<'de> for MessageVisitor<'a> {
                 "file" => set_once(&mut file, map.next_value::<CowStr<'a>>()?.0, "file")?,
                 "seq" => set_once(&mut seq, map.next_value()?, "seq")?,
                 "batches" => set_once(&mut batches, map.next_value()?, "batches")?,
+                "removed" => set_once(&mut removed, map.next_value()?, "removed")?,
+                "ids" => set_once(&mut ids, map.next_value()?, "ids")?,
                 "records" => {
                     let v = map.next_value_seed(RecordsSeed(kind))?;
                     set_once(&mut records, v, "records")?;
@@ -922,11 +1016,19 @@ impl<'de: 'a, 'a> Visitor<'de> for MessageVisitor<'a> {
                     }
                 },
             }),
+            MessageType::Removed => Message::Removed(Removed {
+                kind: need(kind, "kind")?,
+                version: need(version, "version")?,
+                file: need(file, "file")?,
+                seq: need(seq, "seq")?,
+                ids: need(ids, "ids")?,
+            }),
             MessageType::FileComplete => Message::FileComplete(FileComplete {
                 kind: need(kind, "kind")?,
                 version: need(version, "version")?,
                 file: need(file, "file")?,
                 batches: need(batches, "batches")?,
+                removed: removed.unwrap_or(0),
                 records: match need(records, "records")? {
                     RecordsField::Count(n) => n,
                     RecordsField::List(_) => {
@@ -1147,6 +1249,7 @@ mod tests {
             file: "discogs_20260101_masters.xml.gz".into(),
             batches: 25_122,
             records: 2_512_180,
+            removed: 3,
         });
         let counts = RecordCounts {
             artists: 9_110_128,
@@ -1159,7 +1262,14 @@ mod tests {
             started_at: UNIX_EPOCH + Duration::from_millis(1_767_409_506_250),
             record_counts: counts,
         });
-        for msg in [file, done] {
+        let removed = Message::Removed(Removed {
+            kind: RecordKind::Master,
+            version: "20260101".into(),
+            file: "discogs_20260101_masters.xml.gz".into(),
+            seq: 1,
+            ids: vec![5427, 18_446_744_073_709_551_615, 1],
+        });
+        for msg in [file, removed, done] {
             let body = msg.to_json().unwrap();
             assert_eq!(Message::from_json(&body).unwrap(), msg);
         }
@@ -1189,10 +1299,22 @@ mod tests {
             file: "a.xml.gz".into(),
             batches: 2,
             records: 150,
+            removed: 2,
         });
         assert_eq!(
             String::from_utf8(file.to_json().unwrap()).unwrap(),
-            r#"{"type":"file_complete","schema":1,"kind":"artist","version":"20260101","file":"a.xml.gz","batches":2,"records":150}"#
+            r#"{"type":"file_complete","schema":1,"kind":"artist","version":"20260101","file":"a.xml.gz","batches":2,"records":150,"removed":2}"#
+        );
+        let removed = Message::Removed(Removed {
+            kind: RecordKind::Artist,
+            version: "20260101".into(),
+            file: "a.xml.gz".into(),
+            seq: 0,
+            ids: vec![17, 4242],
+        });
+        assert_eq!(
+            String::from_utf8(removed.to_json().unwrap()).unwrap(),
+            r#"{"type":"removed","schema":1,"kind":"artist","version":"20260101","file":"a.xml.gz","seq":0,"ids":[17,4242]}"#
         );
         let one = Message::Batch(Batch {
             kind: RecordKind::Artist,
@@ -1245,6 +1367,71 @@ mod tests {
         let owned: Message<'static> = Message::Batch(b).into_owned();
         drop(body);
         assert_eq!(owned, msg);
+    }
+
+    #[test]
+    fn removed_messages() {
+        // A file_complete of a publisher that predates `removed` still decodes (0 removed).
+        let old = br#"{"type":"file_complete","schema":1,"kind":"label","version":"v","file":"f","batches":1,"records":9}"#;
+        let Message::FileComplete(f) = Message::from_json(old).unwrap() else {
+            panic!("not a file_complete")
+        };
+        assert_eq!((f.batches, f.records, f.removed), (1, 9, 0));
+
+        // Borrowing decode, any key order.
+        let body = br#"{"ids":[3,1,2],"file":"discogs_20260101_labels.xml.gz","seq":4,"version":"20260101","kind":"label","schema":1,"type":"removed"}"#;
+        let msg = Message::from_json(body).unwrap();
+        assert_eq!(msg.message_type(), MessageType::Removed);
+        assert_eq!(msg.kind(), Some(RecordKind::Label));
+        assert_eq!(msg.version(), "20260101");
+        assert_eq!(msg.record_count(), 0);
+        let Message::Removed(r) = &msg else {
+            panic!("not removed")
+        };
+        assert!(matches!(r.version, Cow::Borrowed(_)));
+        assert!(matches!(r.file, Cow::Borrowed(_)));
+        assert_eq!((r.seq, r.ids.as_slice()), (4, &[3, 1, 2][..]));
+        let owned = msg.clone().into_owned();
+        assert_eq!(owned, msg);
+
+        // Chunks of at most REMOVED_CHUNK ids, numbered from 0.
+        let ids: Vec<u64> = (1..=(2 * REMOVED_CHUNK as u64 + 5)).collect();
+        let chunks = Removed::chunks(RecordKind::Artist, "v", "f", &ids);
+        assert_eq!(
+            chunks
+                .iter()
+                .map(|c| (c.seq, c.ids.len()))
+                .collect::<Vec<_>>(),
+            vec![(0, REMOVED_CHUNK), (1, REMOVED_CHUNK), (2, 5)]
+        );
+        assert_eq!(
+            chunks
+                .iter()
+                .flat_map(|c| c.ids.clone())
+                .collect::<Vec<_>>(),
+            ids
+        );
+        assert!(Removed::chunks(RecordKind::Artist, "v", "f", &[]).is_empty());
+        let big = Message::Removed(chunks[0].clone()).to_json().unwrap();
+        assert!(big.len() < 120_000, "{} bytes", big.len());
+
+        for (body, expect) in [
+            (
+                r#"{"type":"removed","schema":1,"kind":"artist","version":"v","file":"f","seq":0}"#,
+                "ids",
+            ),
+            (
+                r#"{"type":"removed","schema":1,"kind":"artist","version":"v","file":"f","seq":0,"ids":[-1]}"#,
+                "invalid value",
+            ),
+            (
+                r#"{"type":"removed","schema":1,"kind":"artist","version":"v","file":"f","ids":[]}"#,
+                "seq",
+            ),
+        ] {
+            let err = Message::from_json(body.as_bytes()).unwrap_err();
+            assert!(err.to_string().contains(expect), "{body}: {err}");
+        }
     }
 
     #[test]

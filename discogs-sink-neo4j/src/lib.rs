@@ -21,6 +21,9 @@
 //!   a hash gate (one read query per batch; unchanged records cost no write); a changed
 //!   record replaces the relationships it owns; references to records not loaded yet
 //!   create stub nodes (no `sha256`) that the records complete when they arrive.
+//! * **Removed records** ([`Neo4jSink::remove_records`]): a record that a dump no longer
+//!   has loses the relationships it owns and its node, or, while other records still
+//!   refer to it, becomes a stub again.
 //! * **After a complete extraction** ([`Neo4jSink::finish_extraction`]): isolated stubs
 //!   are removed and the explorer's aggregates computed, in transactions bounded by id
 //!   ranges.
@@ -51,6 +54,7 @@ mod form;
 mod maintenance;
 mod names;
 mod plan;
+mod removal;
 mod schema;
 mod sink;
 
@@ -62,5 +66,6 @@ pub use error::{status_retriable, Neo4jSinkError};
 pub use form::graph_form;
 pub use maintenance::{Aggregates, MaintenanceReport};
 pub use names::{GraphNames, InvalidNamespace};
+pub use removal::RemovalOutcome;
 pub use schema::{schema_objects, SchemaObject};
 pub use sink::{Neo4jSink, WriteStats};

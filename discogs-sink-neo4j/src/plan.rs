@@ -119,6 +119,11 @@ pub(crate) struct Statements {
 }
 
 impl Statements {
+    /// The statement deleting the relationships owned by the records of `kind` in `$ids`.
+    pub(crate) fn delete_owned(&self, kind: RecordKind) -> &str {
+        &self.delete_owned[slot(kind)]
+    }
+
     pub(crate) fn new(names: &GraphNames) -> Self {
         let l = names.all_labels();
         let label = |n: Node| l[n as usize].as_str();

@@ -51,7 +51,7 @@ pub struct Neo4jSink {
     pub(crate) names: GraphNames,
     pub(crate) graph: Graph,
     schema_ready: bool,
-    statements: Statements,
+    pub(crate) statements: Statements,
     stats: WriteStats,
 }
 

@@ -18,7 +18,8 @@
 //!   rest go by binary COPY into staging and one hash-gated upsert
 //!   (see [`PgSink`]). A first-load mode copies straight into empty tables and builds the
 //!   indexes afterwards ([`PgSink::begin_first_load`], [`PgSink::finish_first_load`]).
-//! * **Purge** of rows an extraction did not carry, with guards ([`purge`]).
+//! * **Purge** of rows an extraction did not carry, with guards ([`purge`]), and deletion
+//!   of the records a dump no longer has by id ([`PgSink::delete_ids`]).
 //! * **Errors**: [`PgSinkError`], `#[non_exhaustive]`, with
 //!   [`is_retriable`](PgSinkError::is_retriable) from SQLSTATE classes.
 //!

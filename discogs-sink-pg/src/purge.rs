@@ -199,4 +199,33 @@ impl PgSink {
         tracing::info!(kind = %kind, extraction, deleted, rows, "Purged rows not in the extraction.");
         Ok(PurgeOutcome::Purged { deleted })
     }
+
+    /// Deletes the rows of `kind` with these ids (records removed from Discogs, as the
+    /// extractor's `removed` messages list them), in one transaction; ids without a row
+    /// are ignored, so deleting again is harmless. Returns how many rows were deleted.
+    ///
+    /// # Errors
+    ///
+    /// When the server cannot be reached or the statement fails; nothing is deleted then.
+    pub async fn delete_ids(&mut self, kind: RecordKind, ids: &[u64]) -> Result<u64, PgSinkError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<i64> = ids
+            .iter()
+            .map(|&id| i64::try_from(id).map_err(|_| PgSinkError::IdOutOfRange(id)))
+            .collect::<Result<_, _>>()?;
+        self.connect().await?;
+        let schema = &self.config.schema;
+        let t = table(kind);
+        let deleted = self.clients[0]
+            .execute(
+                &format!("DELETE FROM \"{schema}\".{t} WHERE id = ANY($1)"),
+                &[&ids],
+            )
+            .await
+            .map_err(PgSinkError::pg("deleting removed records"))?;
+        tracing::debug!(kind = %kind, ids = ids.len(), deleted, "Removed records deleted.");
+        Ok(deleted)
+    }
 }

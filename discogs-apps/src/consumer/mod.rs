@@ -11,6 +11,9 @@
 //!   process with backoff for [`RetryPolicy::hold_for`], without giving the message back to
 //!   the queue, so an outage of minutes costs no delivery attempt;
 //! * a **permanent** error dead-letters the message with the reason in a header;
+//! * **`removed`** (ids of records the dump no longer has, sent before the file's
+//!   `file_complete`) deletes them through [`Target::remove`] (idempotent) and is
+//!   acknowledged after the commit, like a batch;
 //! * **`file_complete`** is counted;
 //! * **`extraction_complete`** (one on each kind's queue, after all of that kind's batches)
 //!   runs the target's [`Target::kind_complete`] (the PostgreSQL purge), and, on the last
@@ -41,7 +44,7 @@ use crate::health::{rfc3339, Status};
 use crate::metrics::{Counter, Gauge, Metrics};
 use crate::shutdown::Shutdown;
 
-pub use target::{Neo4jTarget, PgTarget, Target};
+pub use target::{Neo4jTarget, PgTarget, Removal, Target};
 
 /// `CONSUMER_CANCEL_DELAY` and the other consumer settings every consumer service reads.
 #[derive(Debug, Clone, clap::Args)]
@@ -93,6 +96,8 @@ struct KindStats {
     inserted: u64,
     updated: u64,
     unchanged: u64,
+    removed: u64,
+    stubbed: u64,
     dead_lettered: u64,
     requeued: u64,
     retries: u64,
@@ -148,6 +153,13 @@ impl ConsumerStats {
         self.update(kind, |s| s.records)
     }
 
+    /// Records of `kind` deleted (or, in Neo4j, turned back into stubs) after `removed`
+    /// messages, by this process.
+    #[must_use]
+    pub fn removed(&self, kind: RecordKind) -> u64 {
+        self.update(kind, |s| s.removed + s.stubbed)
+    }
+
     /// `extraction_complete` messages of `kind` handled by this process.
     #[must_use]
     pub fn extractions_complete(&self, kind: RecordKind) -> u64 {
@@ -177,6 +189,8 @@ impl ConsumerStats {
                     "inserted": s.inserted,
                     "updated": s.updated,
                     "unchanged": s.unchanged,
+                    "removed": s.removed,
+                    "stubbed": s.stubbed,
                     "dead_lettered": s.dead_lettered,
                     "requeued": s.requeued,
                     "retries": s.retries,
@@ -259,6 +273,7 @@ struct KindMetrics {
     inserted: Counter,
     updated: Counter,
     unchanged: Counter,
+    removed: Counter,
     batches: Counter,
     failures: Counter,
     last_message: Gauge,
@@ -278,6 +293,7 @@ impl KindMetrics {
             inserted: records("inserted"),
             updated: records("updated"),
             unchanged: records("unchanged"),
+            removed: records("removed"),
             batches: stats.counter("batches_total", "Batches committed.", kind, &[]),
             failures: stats.counter(
                 "write_failures_total",
@@ -370,8 +386,29 @@ impl<T: Target> Handler for KindHandler<T> {
                 }
                 outcome.map(drop)
             }
+            Message::Removed(removed) => {
+                self.set_task(format!(
+                    "removing {} {} of {}",
+                    removed.ids.len(),
+                    kind.plural(),
+                    removed.file
+                ));
+                let outcome = self
+                    .target
+                    .remove(kind, &removed.version, &removed.ids)
+                    .await;
+                if let Ok(o) = &outcome {
+                    self.metrics.removed.add(o.deleted + o.stubbed);
+                    self.stats.update(kind, |s| {
+                        s.removed += o.deleted;
+                        s.stubbed += o.stubbed;
+                    });
+                    tracing::info!(%kind, file = %removed.file, seq = removed.seq, ids = removed.ids.len(), deleted = o.deleted, stubbed = o.stubbed, "Removed records deleted.");
+                }
+                outcome.map(drop)
+            }
             Message::FileComplete(file) => {
-                tracing::info!(%kind, file = %file.file, records = file.records, batches = file.batches, "File complete.");
+                tracing::info!(%kind, file = %file.file, records = file.records, batches = file.batches, removed = file.removed, "File complete.");
                 self.stats.update(kind, |s| s.files_complete += 1);
                 Ok(())
             }

@@ -10,7 +10,7 @@ use std::future::Future;
 
 use discogs_model::{RecordKind, Sink, SinkError, SinkOutcome, SinkRecord};
 use discogs_sink_neo4j::{Neo4jSink, Neo4jSinkError};
-use discogs_sink_pg::{PgSink, PgSinkError, PurgeOutcome, PurgeRequest};
+use discogs_sink_pg::{PgSink, PgSinkError, PurgeOutcome, PurgeRefusal, PurgeRequest};
 use tokio_postgres::{Client, NoTls};
 
 /// A database a consumer service keeps current.
@@ -28,6 +28,15 @@ pub trait Target: Send + 'static {
         version: &str,
         records: &[SinkRecord<'_>],
     ) -> impl Future<Output = Result<SinkOutcome, Self::Error>> + Send;
+
+    /// Deletes the records of `kind` with these ids (a `removed` message of extraction
+    /// `version`); idempotent. Returns once committed.
+    fn remove(
+        &mut self,
+        kind: RecordKind,
+        version: &str,
+        ids: &[u64],
+    ) -> impl Future<Output = Result<Removal, Self::Error>> + Send;
 
     /// Whether the step `step` of extraction `version` is recorded as done.
     fn is_done(
@@ -59,6 +68,15 @@ pub trait Target: Send + 'static {
         &mut self,
         version: &str,
     ) -> impl Future<Output = Result<String, Self::Error>> + Send;
+}
+
+/// What [`Target::remove`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Removal {
+    /// Rows or nodes deleted.
+    pub deleted: u64,
+    /// Nodes kept as stubs because other records still refer to them (Neo4j only).
+    pub stubbed: u64,
 }
 
 /// The tableinator's target: a [`PgSink`] and a client of its own for the step table.
@@ -143,6 +161,19 @@ impl Target for PgTarget {
         self.sink.write_batch(kind, records).await
     }
 
+    async fn remove(
+        &mut self,
+        kind: RecordKind,
+        _version: &str,
+        ids: &[u64],
+    ) -> Result<Removal, PgSinkError> {
+        let deleted = self.sink.delete_ids(kind, ids).await?;
+        Ok(Removal {
+            deleted,
+            stubbed: 0,
+        })
+    }
+
     async fn is_done(&mut self, version: &str, step: &str) -> Result<bool, PgSinkError> {
         let sql = format!(
             "SELECT 1 FROM {} WHERE extraction = $1 AND step = $2",
@@ -187,6 +218,12 @@ impl Target for PgTarget {
             .await?;
         Ok(match outcome {
             PurgeOutcome::Purged { deleted } => format!("purged {deleted} rows"),
+            // The normal case with change detection: only changed records were sent, and
+            // the records removed from the dump came as `removed` messages.
+            PurgeOutcome::Refused(reason @ PurgeRefusal::Incomplete { .. }) => format!(
+                "no purge by ids seen ({reason}: an extraction with change detection; \
+                 removed records came as `removed` messages)"
+            ),
             PurgeOutcome::Refused(reason) => format!("purge refused: {reason}"),
             other => format!("{other:?}"),
         })
@@ -250,6 +287,20 @@ impl Target for Neo4jTarget {
     ) -> Result<SinkOutcome, Neo4jSinkError> {
         self.prepare().await?;
         self.sink.write_batch(kind, records).await
+    }
+
+    async fn remove(
+        &mut self,
+        kind: RecordKind,
+        _version: &str,
+        ids: &[u64],
+    ) -> Result<Removal, Neo4jSinkError> {
+        self.prepare().await?;
+        let outcome = self.sink.remove_records(kind, ids).await?;
+        Ok(Removal {
+            deleted: outcome.deleted,
+            stubbed: outcome.stubbed,
+        })
     }
 
     async fn is_done(&mut self, version: &str, step: &str) -> Result<bool, Neo4jSinkError> {

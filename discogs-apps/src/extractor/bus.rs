@@ -44,6 +44,10 @@ impl<P: Publisher> Outlet for BusOutlet<P> {
         Ok(())
     }
 
+    async fn removed(&mut self, ids: &[u64]) -> anyhow::Result<()> {
+        Ok(self.0.removed(ids).await?)
+    }
+
     fn confirmed(&self) -> (u64, u64) {
         self.0
             .progress()

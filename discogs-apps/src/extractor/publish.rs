@@ -62,6 +62,11 @@ pub trait Outlet: Send {
     /// Flushes, then sends `file_complete` and waits for its confirm; closes the file.
     fn end_file(&mut self) -> impl Future<Output = anyhow::Result<()>> + Send;
 
+    /// Sends `ids` (records of the open file's kind that the dump no longer has) as
+    /// `removed` messages and waits for their confirms, after the file's last batch and
+    /// before [`end_file`](Self::end_file), which reports their count.
+    fn removed(&mut self, ids: &[u64]) -> impl Future<Output = anyhow::Result<()>> + Send;
+
     /// `(batches, records)` of the open file that the broker confirmed, all of them
     /// numbered below these (counting the resume point's). Only meaningful while a file
     /// is open.
@@ -361,17 +366,30 @@ pub async fn publish_file<O: Outlet>(
     point.records_read = records;
     background.wait().await?;
     checkpoint(root, state, kind, &file, point, store, &mut to_record).await?;
+
+    // Removed ids: listed on disk first, then sent, then forgotten by the store, so that a
+    // crash anywhere in between sends them again on restart (the list is the source once
+    // the store has forgotten them; sending twice is harmless).
+    let list = removed_list_path(root, &version, kind);
+    let mut removed = read_removed_list(&list)?;
+    removed.retain(|id| !seen.contains(*id));
+    removed.extend(store.ids_not_in(kind, &seen)?);
+    removed.sort_unstable();
+    removed.dedup();
+    if !removed.is_empty() {
+        let text: String = removed.iter().map(|id| format!("{id}\n")).collect();
+        super::state::write_atomically(&list, text.as_bytes())?;
+        tracing::info!(%file, removed = removed.len(), list = %list.display(), "🗑️ Ids no longer in the dump: listed, and sent to the consumers as `removed`.");
+    }
+    outlet
+        .removed(&removed)
+        .await
+        .with_context(|| format!("sending the ids removed from {file}"))?;
     outlet
         .end_file()
         .await
         .with_context(|| format!("completing {file}"))?;
-
-    let removed = store.ids_not_in(kind, &seen)?;
     if !removed.is_empty() {
-        let list = root.join(format!("removed_{version}_{}.ids", kind.plural()));
-        let text: String = removed.iter().map(|id| format!("{id}\n")).collect();
-        super::state::write_atomically(&list, text.as_bytes())?;
-        tracing::info!(%file, removed = removed.len(), list = %list.display(), "🗑️ Ids no longer in the dump listed for the consumers' purge.");
         store.remove(kind, &removed)?;
     }
     let published = next_published - resume.published;
@@ -392,6 +410,34 @@ pub async fn publish_file<O: Outlet>(
         published,
         removed: removed.len() as u64,
     })
+}
+
+/// `DISCOGS_ROOT/removed_<version>_<kinds>.ids`: the ids a version's file of `kind` no
+/// longer has, one per line.
+#[must_use]
+pub fn removed_list_path(root: &Path, version: &str, kind: RecordKind) -> PathBuf {
+    root.join(format!("removed_{version}_{}.ids", kind.plural()))
+}
+
+/// The ids of a removed-id list; empty when there is none.
+///
+/// # Errors
+///
+/// When the file exists but cannot be read or holds something else than ids.
+pub fn read_removed_list(path: &Path) -> anyhow::Result<Vec<u64>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            l.trim()
+                .parse()
+                .with_context(|| format!("{}: {l:?} is not an id", path.display()))
+        })
+        .collect()
 }
 
 /// Moves the confirmed prefix of `pending` into `to_record` and `point`. `pending[i]`

@@ -144,6 +144,10 @@ async fn publishes_only_what_changed() {
     assert!(!removed
         .lines()
         .any(|l| new.iter().any(|r| r.0.to_string() == l)));
+    // ... and sent to them, once, in the list's order.
+    let listed: Vec<u64> = removed.lines().map(|l| l.parse().unwrap()).collect();
+    assert_eq!(outlet.removed.len(), 1);
+    assert_eq!(outlet.removed[0].1, listed);
     std::fs::remove_dir_all(&root).unwrap();
 }
 

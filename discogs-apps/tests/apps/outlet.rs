@@ -28,6 +28,8 @@ pub(crate) struct RecordingOutlet {
     pub(crate) shutdown_after: Option<(u64, discogs_apps::shutdown::Shutdown)>,
     pub(crate) sent: Vec<Sent>,
     pub(crate) file_complete: Vec<(String, u64, u64)>,
+    /// Ids sent as removed, per file.
+    pub(crate) removed: Vec<(String, Vec<u64>)>,
     pub(crate) extraction_complete: Vec<(String, [u64; 4])>,
     pub(crate) begun: Vec<(String, ResumePoint)>,
     file: Option<String>,
@@ -116,6 +118,15 @@ impl Outlet for RecordingOutlet {
         let file = self.file.take().unwrap_or_default();
         self.file_complete
             .push((file, self.next_seq, self.records_base + self.accepted));
+        Ok(())
+    }
+
+    async fn removed(&mut self, ids: &[u64]) -> anyhow::Result<()> {
+        self.flush().await?;
+        if !ids.is_empty() {
+            let file = self.file.clone().unwrap_or_default();
+            self.removed.push((file, ids.to_vec()));
+        }
         Ok(())
     }
 

@@ -180,6 +180,7 @@ pub async fn round_trip_every_kind(
                 );
             }
             Message::FileComplete(f) => completes.push(f),
+            Message::Removed(_) => {}
             Message::ExtractionComplete(e) => {
                 assert_eq!(e, extraction);
                 extractions += 1;
@@ -270,7 +271,7 @@ impl Tally {
                     self.complete = Some(f.clone().into_owned());
                 }
             }
-            Message::ExtractionComplete(_) => {}
+            Message::ExtractionComplete(_) | Message::Removed(_) => {}
         }
     }
 
