@@ -32,6 +32,8 @@ use discogs_testkit::{read_records, require, shared_fixtures, Scope, Service};
 use tokio::task::JoinHandle;
 use tokio_postgres::{Client, NoTls};
 
+mod month;
+
 const VERSION: &str = "20170401";
 
 /// Names of one test on the three services.
