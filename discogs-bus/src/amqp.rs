@@ -79,6 +79,31 @@ pub(crate) async fn connect(url: &str, name: &str) -> Result<Connection, BusErro
     }
 }
 
+/// How long opening a session (connection, channels, declarations, subscriptions) may
+/// take: past it, the attempt counts as failed and the caller reconnects with backoff. A
+/// connection lost in the middle of these RPCs, or a broker that accepts connections while
+/// it is still booting, must not hold a publisher or consumer forever.
+pub(crate) const SESSION_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs `open` (opening a session) within [`SESSION_TIMEOUT`]; running out of time is a
+/// retriable [`BusError::Amqp`] (an I/O time-out) described by `what`.
+pub(crate) async fn within_session_timeout<T>(
+    what: &str,
+    open: impl std::future::Future<Output = Result<T, BusError>>,
+) -> Result<T, BusError> {
+    match tokio::time::timeout(SESSION_TIMEOUT, open).await {
+        Ok(result) => result,
+        Err(_) => Err(BusError::Amqp {
+            context: what.to_owned(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("not done within {SESSION_TIMEOUT:?}"),
+            )
+            .into(),
+        }),
+    }
+}
+
 /// Closes a connection if it is still open, without waiting long for the broker.
 pub(crate) async fn close_quietly(connection: &Connection, code: u16, text: &str) {
     if connection.status().connected() {

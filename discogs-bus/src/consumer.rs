@@ -11,7 +11,7 @@ use lapin::types::{FieldTable, ShortString};
 use lapin::{Channel, Connection};
 use tokio::time::sleep_until;
 
-use crate::amqp::{close_quietly, connect, header_u64, headers};
+use crate::amqp::{close_quietly, connect, header_u64, headers, within_session_timeout};
 use crate::consume::{Consumer, ConsumerState};
 use crate::delivery::{AmqpSettle, OutstandingCounter, Payload, Settle};
 use crate::topology::declare_consumer;
@@ -252,7 +252,8 @@ impl Consumer for AmqpConsumer {
                         State::Reconnecting { since, attempt } => (since, attempt),
                         _ => (Instant::now(), 0),
                     };
-                    match self.open_session().await {
+                    let opening = self.open_session();
+                    match within_session_timeout("opening the consumer's session", opening).await {
                         Ok(session) => {
                             if matches!(self.state, State::Reconnecting { .. }) {
                                 self.reconnects += 1;

@@ -2,8 +2,10 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use discogs_model::wire::{Batch, Message};
 use discogs_model::{RecordKind, SinkRecord};
@@ -244,12 +246,12 @@ impl Delivery {
     /// deliver it again (harmless when writes are idempotent).
     pub async fn ack(mut self) -> Result<(), BusError> {
         match self.take_settle()? {
-            Settle::Amqp(s) => s
-                .acker
-                .ack(BasicAckOptions::default())
+            Settle::Amqp(s) => {
+                settle_bounded(&s.channel, &self.queue, "ack", async {
+                    s.acker.ack(BasicAckOptions::default()).await
+                })
                 .await
-                .map(drop)
-                .map_err(|source| self.stale(source)),
+            }
             Settle::Memory(s) => s.ack(),
         }
     }
@@ -263,15 +265,17 @@ impl Delivery {
     /// queue anyway).
     pub async fn requeue(mut self) -> Result<(), BusError> {
         match self.take_settle()? {
-            Settle::Amqp(s) => s
-                .acker
-                .nack(BasicNackOptions {
-                    requeue: true,
-                    multiple: false,
+            Settle::Amqp(s) => {
+                settle_bounded(&s.channel, &self.queue, "requeue", async {
+                    s.acker
+                        .nack(BasicNackOptions {
+                            requeue: true,
+                            multiple: false,
+                        })
+                        .await
                 })
                 .await
-                .map(drop)
-                .map_err(|source| self.stale(source)),
+            }
             Settle::Memory(s) => s.requeue(),
         }
     }
@@ -303,22 +307,31 @@ impl Delivery {
                     Payload::Body(body) => body,
                     Payload::Shared(_) => &[],
                 };
-                let confirm = s
-                    .channel
-                    .basic_publish(
-                        s.dead_letter_exchange.clone(),
-                        "".into(),
-                        BasicPublishOptions {
-                            mandatory: true,
-                            ..BasicPublishOptions::default()
-                        },
-                        body,
-                        properties,
-                    )
-                    .await
-                    .map_err(BusError::amqp(what.clone()))?
-                    .await
-                    .map_err(BusError::amqp(what.clone()))?;
+                let publishing = async {
+                    s.channel
+                        .basic_publish(
+                            s.dead_letter_exchange.clone(),
+                            "".into(),
+                            BasicPublishOptions {
+                                mandatory: true,
+                                ..BasicPublishOptions::default()
+                            },
+                            body,
+                            properties,
+                        )
+                        .await?
+                        .await
+                };
+                // A confirm lost with the connection must not hold the consumer up.
+                let confirm = match tokio::time::timeout(SETTLE_TIMEOUT, publishing).await {
+                    Ok(confirm) => confirm.map_err(BusError::amqp(what.clone()))?,
+                    Err(_) => {
+                        return Err(BusError::ConfirmTimeout {
+                            what,
+                            timeout: SETTLE_TIMEOUT,
+                        })
+                    }
+                };
                 if confirm.is_nack() {
                     return Err(BusError::Nacked {
                         exchange: s.dead_letter_exchange.to_string(),
@@ -332,23 +345,68 @@ impl Delivery {
                         reply: returned.reply_text.to_string(),
                     });
                 }
-                s.acker
-                    .ack(BasicAckOptions::default())
-                    .await
-                    .map(drop)
-                    .map_err(|source| BusError::StaleDelivery {
-                        queue: queue.to_string(),
-                        source,
-                    })
+                settle_bounded(&s.channel, &queue, "ack", async {
+                    s.acker.ack(BasicAckOptions::default()).await
+                })
+                .await
             }
             Settle::Memory(s) => s.dead_letter(reason, redeliveries + 1),
         }
     }
+}
 
-    fn stale(&self, source: lapin::Error) -> BusError {
-        BusError::StaleDelivery {
-            queue: self.queue.to_string(),
-            source,
+/// How long settling a delivery (an ack, a requeue, the confirm of a dead-letter copy) may
+/// take at most. lapin completes an ack once it is written to the socket, which takes
+/// microseconds; but an ack issued while the connection is being lost can stay pending
+/// forever (lapin 4.12 never completes it), and the consumer with it.
+pub(crate) const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How often a pending settlement looks at its channel.
+const SETTLE_POLL: Duration = Duration::from_millis(100);
+
+/// How long a settlement may still complete after its channel is seen closed.
+const SETTLE_GRACE: Duration = Duration::from_secs(1);
+
+/// Runs `settle` (an ack or nack of `acker`) and turns every way it can fail into
+/// [`BusError::StaleDelivery`]: an error, a refusal because the channel closed (lapin's
+/// `Ok(false)`), a channel that is closed and the settlement still pending after
+/// [`SETTLE_GRACE`], or no answer within [`SETTLE_TIMEOUT`]. In every case the broker
+/// delivers the message again once the channel is gone.
+async fn settle_bounded(
+    channel: &Channel,
+    queue: &str,
+    what: &str,
+    settle: impl Future<Output = lapin::Result<bool>>,
+) -> Result<(), BusError> {
+    let stale = |source: lapin::Error| BusError::StaleDelivery {
+        queue: queue.to_owned(),
+        source,
+    };
+    let lost = |why: String| {
+        stale(
+            std::io::Error::new(std::io::ErrorKind::NotConnected, format!("{what}: {why}")).into(),
+        )
+    };
+    let start = tokio::time::Instant::now();
+    let mut closed_at = None;
+    let mut settle = std::pin::pin!(settle);
+    loop {
+        match tokio::time::timeout(SETTLE_POLL, settle.as_mut()).await {
+            Ok(Ok(true)) => return Ok(()),
+            Ok(Ok(false)) => return Err(lost("the channel closed before it was sent".into())),
+            Ok(Err(e)) => return Err(stale(e)),
+            Err(_) => {
+                let now = tokio::time::Instant::now();
+                if !channel.status().connected() {
+                    let since = *closed_at.get_or_insert(now);
+                    if now - since >= SETTLE_GRACE {
+                        return Err(lost("the channel closed while it was pending".into()));
+                    }
+                }
+                if now - start >= SETTLE_TIMEOUT {
+                    return Err(lost(format!("not sent within {SETTLE_TIMEOUT:?}")));
+                }
+            }
         }
     }
 }
@@ -371,7 +429,8 @@ impl Drop for Delivery {
                             requeue: true,
                             multiple: false,
                         };
-                        if let Err(e) = s.acker.nack(options).await {
+                        let nack = async { s.acker.nack(options).await };
+                        if let Err(e) = settle_bounded(&s.channel, &queue, "requeue", nack).await {
                             tracing::debug!(%queue, error = %e, "Requeueing a dropped delivery failed; the broker requeues it when the channel closes.");
                         }
                     });

@@ -17,7 +17,7 @@ use lapin::types::ShortString;
 use lapin::Confirmation;
 use lapin::{BasicProperties, Channel, Connection, PublisherConfirm};
 
-use crate::amqp::{close_quietly, connect, properties, MessageInfo};
+use crate::amqp::{close_quietly, connect, properties, within_session_timeout, MessageInfo};
 use crate::error::{lapin_is_retriable, needs_reconnect};
 use crate::publish::{complete_message, FileProgress, FileRef, Publisher, Resume};
 use crate::topology::{declare_consumer, declare_exchanges};
@@ -227,7 +227,8 @@ impl AmqpPublisher {
         let start = Instant::now();
         let mut attempt = 0u32;
         loop {
-            match Self::open_session(&self.url, &self.topology, &self.config).await {
+            let opening = Self::open_session(&self.url, &self.topology, &self.config);
+            match within_session_timeout("opening the publisher's session", opening).await {
                 Ok(session) => {
                     if attempt > 0 {
                         tracing::info!(

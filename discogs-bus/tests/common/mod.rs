@@ -61,9 +61,29 @@ impl Amqp {
     }
 }
 
+/// How long one RabbitMQ test may run (see [`with_amqp`]): several times what the slowest
+/// takes on a busy two-core machine, so that only a hang reaches it.
+pub const TEST_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// How long deleting a test's topology may take.
+const CLEANUP_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Runs `body` on a fresh scoped topology (delivery limit `limit`), then deletes it, even
-/// when the body panics.
+/// when the body panics. The body fails (panics) after [`TEST_TIMEOUT`] instead of
+/// hanging; see [`with_amqp_within`].
 pub async fn with_amqp<F, Fut>(tag: &str, limit: u32, body: F)
+where
+    F: FnOnce(&'static Amqp) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    with_amqp_within(TEST_TIMEOUT, tag, limit, body).await;
+}
+
+/// [`with_amqp`] with a time limit of its own for the body. Past `time` the body is
+/// dropped and the test fails with a message naming it; the topology is still deleted. A
+/// watchdog thread ends the whole test process (exit code 101) should even that not
+/// happen (something blocking a runtime thread), so that CI never hangs on these tests.
+pub async fn with_amqp_within<F, Fut>(time: Duration, tag: &str, limit: u32, body: F)
 where
     F: FnOnce(&'static Amqp) -> Fut,
     Fut: Future<Output = ()>,
@@ -71,6 +91,7 @@ where
     let Some(config) = require(Service::RabbitMq) else {
         return;
     };
+    let _watchdog = Watchdog::start(tag, time + CLEANUP_TIMEOUT + Duration::from_secs(60));
     let scope = Scope::new(tag);
     let amqp: &'static Amqp = Box::leak(Box::new(Amqp {
         config,
@@ -80,10 +101,53 @@ where
         },
         consumers: std::sync::Mutex::new(Vec::new()),
     }));
-    let outcome = AssertUnwindSafe(body(amqp)).catch_unwind().await;
-    amqp.cleanup().await;
+    let outcome = AssertUnwindSafe(within(time, tag, body(amqp)))
+        .catch_unwind()
+        .await;
+    if tokio::time::timeout(CLEANUP_TIMEOUT, amqp.cleanup())
+        .await
+        .is_err()
+    {
+        eprintln!("{tag}: deleting the test topology took over {CLEANUP_TIMEOUT:?}; left behind");
+    }
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic);
+    }
+}
+
+/// `fut`'s output, or a panic naming `what` when it takes longer than `limit`.
+pub async fn within<T>(limit: Duration, what: &str, fut: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(out) => out,
+        Err(_) => panic!(
+            "{what}: not finished after {limit:?}: it hangs (the log above shows its last steps)"
+        ),
+    }
+}
+
+/// Ends the test process when a test outlives its deadline by far: the last resort against
+/// a hang that a time-out inside the runtime cannot break (a blocked runtime thread, a
+/// blocking task the runtime waits for on shutdown). Disarmed on drop.
+struct Watchdog(Option<std::sync::mpsc::Sender<()>>);
+
+impl Watchdog {
+    fn start(what: &str, deadline: Duration) -> Watchdog {
+        let (disarm, disarmed) = std::sync::mpsc::channel::<()>();
+        let what = what.to_owned();
+        std::thread::spawn(move || {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = disarmed.recv_timeout(deadline)
+            {
+                eprintln!("{what}: still running after {deadline:?}; ending the test process");
+                std::process::exit(101);
+            }
+        });
+        Watchdog(Some(disarm))
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.0.take();
     }
 }
 
