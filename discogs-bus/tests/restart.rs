@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use behaviour::{artist, Tally, TestBus};
-use common::{with_amqp, Broker};
+use common::{with_amqp, with_amqp_within, Broker};
 use discogs_bus::{
     BusError, Consumer, ConsumerConfig, FileRef, Publisher, PublisherConfig, Resume,
 };
@@ -54,7 +54,8 @@ fn broker() -> Option<Broker> {
 async fn amqp_broker_restart_mid_publish() {
     let Some(broker) = broker() else { return };
     let _one = ONE_AT_A_TIME.lock().await;
-    with_amqp("restartpub", 20, |bus| async move {
+    // Its own limit: publishing may take up to 300 s after the restart (checked below).
+    with_amqp_within(Duration::from_secs(480), "restartpub", 20, |bus| async move {
         // Small records publish fast; enough of them that the restart (rabbitmqctl takes a
         // second or two to act) falls well before the end.
         const N: u64 = 2_000_000;
@@ -142,6 +143,7 @@ async fn amqp_broker_restart_mid_consume() {
                 Ok(()) => {}
                 Err(e @ BusError::StaleDelivery { .. }) => {
                     assert!(e.is_retriable());
+                    eprintln!("ack refused: {e}");
                     stale += 1;
                 }
                 Err(e) => panic!("{e}"),
