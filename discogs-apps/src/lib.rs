@@ -13,6 +13,7 @@
 //!   healthy, JSON body) and `GET /metrics`, plus the service's own routes.
 //! * [`consumer`]: the graphinator's and tableinator's shared loop (four kinds at once,
 //!   ack after commit, retries, dead letters, completion steps recorded once).
+//! * [`explore`]: the graph explorer's API and page (port 8006).
 //! * [`shutdown`]: one [`shutdown::Shutdown`] handle, triggered by SIGTERM or SIGINT,
 //!   that every task can wait on.
 //!
@@ -32,6 +33,7 @@
 pub mod config;
 pub mod consumer;
 pub mod dashboard;
+pub mod explore;
 pub mod extractor;
 
 pub mod health;

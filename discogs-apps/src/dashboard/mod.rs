@@ -299,7 +299,7 @@ fn percent_decode(s: &str) -> String {
 }
 
 /// `host:port`, `host` (default port) or `[v6]:port`.
-fn split_host_port(address: &str, default_port: u16) -> anyhow::Result<(String, u16)> {
+pub(crate) fn split_host_port(address: &str, default_port: u16) -> anyhow::Result<(String, u16)> {
     let address = address.trim();
     if let Some(v6) = address.strip_prefix('[') {
         let (host, rest) = v6.split_once(']').context("unclosed `[`")?;
