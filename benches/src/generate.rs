@@ -23,21 +23,78 @@ use discogs_model::{
     Release, ReleaseLabel, Track, Video,
 };
 
+/// The highest id a generated reference to each kind may take.
+///
+/// [`IdSpace::FULL_DUMP`] spreads references over a whole monthly dump's ids, so almost
+/// none of them lands on a generated record (right for benchmarks of one kind);
+/// [`IdSpace::matching`] keeps them within the ids a generator of each kind produces for
+/// a given number of records, so a generated dump of all four kinds references itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdSpace {
+    /// Highest referenced artist id.
+    pub artists: u64,
+    /// Highest referenced label id.
+    pub labels: u64,
+    /// Highest referenced master id.
+    pub masters: u64,
+    /// Highest referenced release id.
+    pub releases: u64,
+}
+
+impl IdSpace {
+    /// About the id ranges of a 2026 dump.
+    pub const FULL_DUMP: Self = Self {
+        artists: 10_000_000,
+        labels: 2_500_000,
+        masters: 3_000_000,
+        releases: 30_000_000,
+    };
+
+    /// References within the ids of `artists`, `labels`, `masters` and `releases` records
+    /// made by [`Generator`]s (whose ids climb by 2 on average, with gaps).
+    #[must_use]
+    pub fn matching(artists: u64, labels: u64, masters: u64, releases: u64) -> Self {
+        let span = |n: u64| (2 * n).max(1);
+        Self {
+            artists: span(artists),
+            labels: span(labels),
+            masters: span(masters),
+            releases: span(releases),
+        }
+    }
+
+    fn max(self, kind: RecordKind) -> u64 {
+        match kind {
+            RecordKind::Artist => self.artists,
+            RecordKind::Label => self.labels,
+            RecordKind::Master => self.masters,
+            RecordKind::Release => self.releases,
+        }
+        .max(1)
+    }
+}
+
 /// SplitMix64: small, fast, and good enough for test data.
 #[derive(Debug, Clone)]
-pub struct Rng(u64);
+pub struct Rng {
+    state: u64,
+    ids: IdSpace,
+}
 
 impl Rng {
     /// A generator seeded with `seed`.
     #[must_use]
     pub fn new(seed: u64) -> Self {
-        Self(seed)
+        Self {
+            state: seed,
+            ids: IdSpace::FULL_DUMP,
+        }
     }
 
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
@@ -264,7 +321,9 @@ fn title(rng: &mut Rng) -> S {
     words(rng, n)
 }
 
-fn id(rng: &mut Rng, max: u64) -> u64 {
+/// A reference to a record of `kind`, within the generator's [`IdSpace`].
+fn id(rng: &mut Rng, kind: RecordKind) -> u64 {
+    let max = rng.ids.max(kind);
     1 + rng.below(max)
 }
 
@@ -283,7 +342,7 @@ fn maybe(rng: &mut Rng, p: f64, f: impl FnOnce(&mut Rng) -> S) -> Option<S> {
 
 fn credit(rng: &mut Rng, role: bool) -> Credit<'static> {
     Credit {
-        id: rng.chance(0.95).then(|| id(rng, 10_000_000)),
+        id: rng.chance(0.95).then(|| id(rng, RecordKind::Artist)),
         name: person(rng),
         anv: maybe(rng, if role { 0.34 } else { 0.1 }, person),
         join: None,
@@ -351,7 +410,7 @@ fn release(rng: &mut Rng, id_: u64) -> Release<'static> {
             sub_tracks: Vec::new(),
         })
         .collect();
-    let master_id = rng.chance(0.84).then(|| id(rng, 3_000_000));
+    let master_id = rng.chance(0.84).then(|| id(rng, RecordKind::Master));
     Release {
         id: id_,
         status: Some("Accepted".into()),
@@ -359,7 +418,7 @@ fn release(rng: &mut Rng, id_: u64) -> Release<'static> {
         artists: credits(rng, (1.1, 5), false),
         labels: (0..rng.count(1.2, 1, 4))
             .map(|_| ReleaseLabel {
-                id: Some(id(rng, 2_500_000)),
+                id: Some(id(rng, RecordKind::Label)),
                 name: words(rng, 2),
                 catno: Some(
                     format!("{}{:03}", name(rng, 1).to_uppercase(), rng.below(1000)).into(),
@@ -368,7 +427,7 @@ fn release(rng: &mut Rng, id_: u64) -> Release<'static> {
             .collect(),
         series: some(rng, 0.07, |rng| {
             vec![ReleaseLabel {
-                id: Some(id(rng, 2_500_000)),
+                id: Some(id(rng, RecordKind::Label)),
                 name: words(rng, 2),
                 catno: Some("Vol. 1".into()),
             }]
@@ -415,7 +474,7 @@ fn release(rng: &mut Rng, id_: u64) -> Release<'static> {
                 .map(|_| {
                     let (entity_type, role) = COMPANY_ROLES
                         [usize::try_from(rng.below(COMPANY_ROLES.len() as u64)).unwrap_or(0)];
-                    let cid = id(rng, 2_500_000);
+                    let cid = id(rng, RecordKind::Label);
                     Company {
                         id: Some(cid),
                         name: words(rng, 2),
@@ -436,7 +495,7 @@ fn refs(rng: &mut Rng, (mean, max): (f64, usize)) -> Vec<EntityRef<'static>> {
     let n = rng.count(mean, 1, max);
     (0..n)
         .map(|_| EntityRef {
-            id: Some(id(rng, 10_000_000)),
+            id: Some(id(rng, RecordKind::Artist)),
             name: person(rng),
         })
         .collect()
@@ -477,7 +536,7 @@ fn label(rng: &mut Rng, id_: u64) -> Label<'static> {
         profile: maybe(rng, 0.4, |r| prose(r, 200)),
         data_quality: Some(rng.pick(QUALITY).into()),
         parent_label: rng.chance(0.15).then(|| EntityRef {
-            id: Some(id(rng, 2_500_000)),
+            id: Some(id(rng, RecordKind::Label)),
             name: words(rng, 2),
         }),
         urls: some(rng, 0.3, |rng| {
@@ -486,7 +545,7 @@ fn label(rng: &mut Rng, id_: u64) -> Label<'static> {
         sublabels: some(rng, 0.1, |rng| {
             (0..rng.count(2.0, 1, 20))
                 .map(|_| EntityRef {
-                    id: Some(id(rng, 2_500_000)),
+                    id: Some(id(rng, RecordKind::Label)),
                     name: words(rng, 2),
                 })
                 .collect()
@@ -503,7 +562,7 @@ fn master(rng: &mut Rng, id_: u64) -> Master<'static> {
     Master {
         id: id_,
         title: title(rng),
-        main_release: Some(id(rng, 30_000_000)),
+        main_release: Some(id(rng, RecordKind::Release)),
         year: rng
             .chance(0.99)
             .then(|| u16::try_from(1950 + rng.below(75)).unwrap_or(2000)),
@@ -535,9 +594,17 @@ impl Generator {
     /// A generator of `kind` records from `seed`.
     #[must_use]
     pub fn new(kind: RecordKind, seed: u64) -> Self {
+        Self::within(kind, seed, IdSpace::FULL_DUMP)
+    }
+
+    /// A generator of `kind` records from `seed` whose references stay within `ids`.
+    #[must_use]
+    pub fn within(kind: RecordKind, seed: u64, ids: IdSpace) -> Self {
+        let mut rng = Rng::new(seed ^ u64::from(kind.code()));
+        rng.ids = ids;
         Self {
             kind,
-            rng: Rng::new(seed ^ u64::from(kind.code())),
+            rng,
             next_id: 1,
         }
     }

@@ -157,6 +157,109 @@ pub struct AmqpArgs {
     pub exchange_prefix: String,
 }
 
+/// Where the graph database is (the graphinator's and the one-process pipeline's flags).
+#[derive(Debug, Clone, clap::Args)]
+pub struct Neo4jArgs {
+    /// Neo4j Bolt URI.
+    #[arg(long, env = "NEO4J_ADDRESS", default_value = "bolt://127.0.0.1:7687")]
+    pub neo4j_address: String,
+    /// Neo4j user.
+    #[arg(long, env = "NEO4J_USERNAME", default_value = "neo4j")]
+    pub neo4j_username: String,
+    /// Neo4j password (never logged).
+    #[arg(
+        long,
+        env = "NEO4J_PASSWORD",
+        default_value = "discogsography",
+        hide_default_value = true,
+        hide_env_values = true
+    )]
+    pub neo4j_password: Secret,
+    /// Prefix of every label and schema name (empty in production; tests use their own).
+    #[arg(long, env = "NEO4J_NAMESPACE", default_value = "")]
+    pub neo4j_namespace: String,
+}
+
+impl Neo4jArgs {
+    /// The sink's configuration.
+    #[must_use]
+    pub fn sink_config(&self) -> discogs_sink_neo4j::Neo4jSinkConfig {
+        discogs_sink_neo4j::Neo4jSinkConfig::new(
+            &self.neo4j_address,
+            &self.neo4j_username,
+            self.neo4j_password.expose(),
+        )
+        .namespace(&self.neo4j_namespace)
+    }
+}
+
+/// Where the relational database is (the tableinator's and the one-process pipeline's flags).
+#[derive(Debug, Clone, clap::Args)]
+pub struct PostgresArgs {
+    /// PostgreSQL `host:port`.
+    #[arg(long, env = "POSTGRES_ADDRESS", default_value = "127.0.0.1:5432")]
+    pub postgres_address: String,
+    /// PostgreSQL user.
+    #[arg(long, env = "POSTGRES_USERNAME", default_value = "discogsography")]
+    pub postgres_username: String,
+    /// PostgreSQL password (never logged).
+    #[arg(
+        long,
+        env = "POSTGRES_PASSWORD",
+        default_value = "discogsography",
+        hide_default_value = true,
+        hide_env_values = true
+    )]
+    pub postgres_password: Secret,
+    /// PostgreSQL database.
+    #[arg(long, env = "POSTGRES_DATABASE", default_value = "discogsography")]
+    pub postgres_database: String,
+    /// Schema of the tables.
+    #[arg(long, env = "POSTGRES_SCHEMA", default_value_t = discogs_sink_pg::default_schema())]
+    pub postgres_schema: String,
+    /// Connections per kind (each kind has its own sink).
+    #[arg(long, env = "POSTGRES_STREAMS", default_value_t = 1)]
+    pub postgres_streams: usize,
+}
+
+impl PostgresArgs {
+    /// The connection URL (with the password: never log it, log
+    /// `PgSinkConfig::redacted_url`).
+    #[must_use]
+    pub fn url(&self) -> String {
+        format!(
+            "postgres://{}:{}@{}/{}",
+            url_encode(&self.postgres_username),
+            url_encode(self.postgres_password.expose()),
+            self.postgres_address,
+            url_encode(&self.postgres_database),
+        )
+    }
+
+    /// The sink's configuration, connecting as `application_name`.
+    #[must_use]
+    pub fn sink_config(&self, application_name: &str) -> discogs_sink_pg::PgSinkConfig {
+        discogs_sink_pg::PgSinkConfig::new(self.url())
+            .schema(&self.postgres_schema)
+            .streams(self.postgres_streams.max(1))
+            .application_name(application_name)
+    }
+}
+
+/// `%`-encodes a URL user or password.
+#[must_use]
+pub fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,6 +14,7 @@
 //! * [`consumer`]: the graphinator's and tableinator's shared loop (four kinds at once,
 //!   ack after commit, retries, dead letters, completion steps recorded once).
 //! * [`explore`]: the graph explorer's API and page (port 8006).
+//! * [`pipeline`]: the `discogsography` command, the whole pipeline in one process.
 //! * [`shutdown`]: one [`shutdown::Shutdown`] handle, triggered by SIGTERM or SIGINT,
 //!   that every task can wait on.
 //!
@@ -38,5 +39,6 @@ pub mod extractor;
 
 pub mod health;
 pub mod metrics;
+pub mod pipeline;
 pub mod shutdown;
 pub mod telemetry;

@@ -60,6 +60,14 @@ impl Neo4jSinkError {
         }
     }
 
+    /// Whether Neo4j reported a deadlock between this transaction and another
+    /// (`Neo.TransientError.Transaction.DeadlockDetected`): trying again at once usually
+    /// succeeds.
+    #[must_use]
+    pub fn is_deadlock(&self) -> bool {
+        self.code() == Some("Neo.TransientError.Transaction.DeadlockDetected")
+    }
+
     /// Whether the same operation may succeed if tried again.
     ///
     /// Retriable: every `Neo.TransientError.*` status (deadlocks, lock timeouts, memory

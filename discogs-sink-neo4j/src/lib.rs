@@ -68,4 +68,4 @@ pub use maintenance::{Aggregates, MaintenanceReport};
 pub use names::{GraphNames, InvalidNamespace};
 pub use removal::RemovalOutcome;
 pub use schema::{schema_objects, SchemaObject};
-pub use sink::{Neo4jSink, WriteStats};
+pub use sink::{Neo4jSink, WriteStats, DEADLOCK_RETRIES};

@@ -2,6 +2,7 @@
 //! read-back of records.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use discogs_model::{
     latest_by_id, Artist, Credit, EntityRef, Format, Label, Master, Record, RecordHash, RecordKind,
@@ -22,7 +23,13 @@ pub struct WriteStats {
     pub write_transactions: u64,
     /// Statements run inside those transactions.
     pub statements: u64,
+    /// Chunks written again after Neo4j reported a deadlock.
+    pub deadlock_retries: u64,
 }
+
+/// How many times a chunk is written again at once after a deadlock before the error goes
+/// to the caller.
+pub const DEADLOCK_RETRIES: u32 = 8;
 
 /// A [`Sink`] writing the four kinds into the Neo4j graph.
 ///
@@ -118,7 +125,7 @@ impl Neo4jSink {
     ///
     /// When the server cannot be reached or refuses a statement.
     pub async fn ensure_schema(&mut self) -> Result<usize, Neo4jSinkError> {
-        let timeout = std::time::Duration::from_secs(self.config.timeout_secs.max(1));
+        let timeout = Duration::from_secs(self.config.timeout_secs.max(1));
         let created = schema::ensure(&self.graph, &self.names, timeout).await?;
         self.schema_ready = true;
         Ok(created)
@@ -164,7 +171,7 @@ impl Neo4jSink {
         }
         let (mut inserted, mut updated) = (0, 0);
         for chunk in unique.chunks(self.config.transaction_records) {
-            let (i, u) = self.write_chunk(kind, chunk).await?;
+            let (i, u) = self.write_chunk_retrying_deadlocks(kind, chunk).await?;
             inserted += i;
             updated += u;
         }
@@ -175,6 +182,36 @@ impl Neo4jSink {
         };
         tracing::debug!(kind = %kind, records = total, ?outcome, "Batch written.");
         Ok(outcome)
+    }
+
+    /// [`Self::write_chunk`], tried again at once (after a pause of a few tens of
+    /// milliseconds, longer each time) when Neo4j reports a deadlock, up to
+    /// [`DEADLOCK_RETRIES`] times. The four kinds are written concurrently and meet on
+    /// shared nodes (a release and an artist both completing or referencing the same
+    /// stub), so deadlocks are expected and cheap to resolve here; other errors, and a
+    /// deadlock that persists, go to the caller, whose retry policy is slower.
+    async fn write_chunk_retrying_deadlocks(
+        &mut self,
+        kind: RecordKind,
+        chunk: &[(i64, &SinkRecord<'_>)],
+    ) -> Result<(u64, u64), Neo4jSinkError> {
+        let mut attempt: u32 = 0;
+        loop {
+            match self.write_chunk(kind, chunk).await {
+                Err(e) if attempt < DEADLOCK_RETRIES && e.is_deadlock() => {
+                    attempt += 1;
+                    self.stats.deadlock_retries += 1;
+                    // A pause that differs between the writers, so they do not meet again.
+                    let spread = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| u64::from(d.subsec_nanos()) % 50);
+                    let pause = Duration::from_millis((20 + spread) * u64::from(attempt));
+                    tracing::debug!(%kind, attempt, ?pause, "Deadlock; writing the chunk again.");
+                    tokio::time::sleep(pause).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Hash lookup, then one write transaction for the records that changed. Returns
@@ -212,18 +249,8 @@ impl Neo4jSink {
             .start_txn()
             .await
             .map_err(Neo4jSinkError::neo4j("starting a write transaction"))?;
-        let profile = std::env::var_os("PROFILE_TMP").is_some();
         for (text, param, value) in statements {
-            let t0 = std::time::Instant::now();
-            let res = txn.run(query(text).param(param, value)).await;
-            if profile {
-                eprintln!(
-                    "{:>8.1} ms {}",
-                    t0.elapsed().as_secs_f64() * 1000.0,
-                    &text[..text.len().min(110)]
-                );
-            }
-            if let Err(e) = res {
+            if let Err(e) = txn.run(query(text).param(param, value)).await {
                 // The server has already failed the transaction; this only frees it early.
                 let _rolled_back = txn.rollback().await.is_ok();
                 return Err(Neo4jSinkError::Neo4j {
@@ -232,13 +259,9 @@ impl Neo4jSink {
                 });
             }
         }
-        let t0 = std::time::Instant::now();
         txn.commit()
             .await
             .map_err(Neo4jSinkError::neo4j("committing a batch"))?;
-        if profile {
-            eprintln!("{:>8.1} ms commit", t0.elapsed().as_secs_f64() * 1000.0);
-        }
         self.stats.write_transactions += 1;
         self.stats.statements += n;
         Ok((inserted, updated))

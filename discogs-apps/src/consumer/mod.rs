@@ -44,6 +44,7 @@ use crate::health::{rfc3339, Status};
 use crate::metrics::{Counter, Gauge, Metrics};
 use crate::shutdown::Shutdown;
 
+pub use crate::config::url_encode;
 pub use target::{Neo4jTarget, PgTarget, Removal, Target};
 
 /// `CONSUMER_CANCEL_DELAY` and the other consumer settings every consumer service reads.
@@ -109,6 +110,24 @@ struct KindStats {
     state: String,
 }
 
+/// What a consumer wrote of one kind (see [`ConsumerStats::counts`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteCounts {
+    /// Records written (inserted, updated or found unchanged).
+    pub records: u64,
+    /// New records.
+    pub inserted: u64,
+    /// Changed records rewritten.
+    pub updated: u64,
+    /// Records whose stored hash matched: no write.
+    pub unchanged: u64,
+    /// Messages dead-lettered.
+    pub dead_lettered: u64,
+    /// Records deleted (or, in Neo4j, turned back into stubs) because the dump no longer
+    /// has them.
+    pub removed: u64,
+}
+
 /// Counters per kind shared by the tasks, `/health` and `/metrics`. Clones share them.
 #[derive(Debug, Clone)]
 pub struct ConsumerStats {
@@ -158,6 +177,19 @@ impl ConsumerStats {
     #[must_use]
     pub fn removed(&self, kind: RecordKind) -> u64 {
         self.update(kind, |s| s.removed + s.stubbed)
+    }
+
+    /// What this process wrote of `kind`: records by result, and dead letters.
+    #[must_use]
+    pub fn counts(&self, kind: RecordKind) -> WriteCounts {
+        self.update(kind, |s| WriteCounts {
+            records: s.records,
+            inserted: s.inserted,
+            updated: s.updated,
+            unchanged: s.unchanged,
+            dead_lettered: s.dead_lettered,
+            removed: s.removed + s.stubbed,
+        })
     }
 
     /// `extraction_complete` messages of `kind` handled by this process.
@@ -708,18 +740,4 @@ pub fn parse_args<A: clap::Parser>(port: u16) -> A {
     let command = A::command().mut_arg("health_port", |a| a.default_value(default));
     let matches = command.get_matches();
     A::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
-}
-
-/// `%`-encodes a URL user or password.
-#[must_use]
-pub fn url_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
