@@ -33,6 +33,12 @@ use tokio::task::JoinHandle;
 use tokio_postgres::{Client, NoTls};
 
 mod month;
+mod outage;
+
+/// Taken for reading by every test of this binary, for writing by the one that stops
+/// PostgreSQL ([`outage`]): nothing else here runs while the server is down. (Test binaries
+/// run one after the other under `cargo test`, so other binaries are not affected.)
+static SHARED: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
 const VERSION: &str = "20170401";
 
@@ -319,6 +325,29 @@ async fn publish(
     publisher.close().await.expect("close publisher");
 }
 
+/// The tableinator's tables hold the distinct ids of each file; nothing was dead-lettered.
+async fn assert_rows_and_no_dead_letters(
+    env: &Env,
+    tableinator: &Running,
+    files: &[(RecordKind, String, Vec<SinkRecord<'static>>)],
+) {
+    let client = pg_client(&env.pg_url).await;
+    for (kind, file, records) in files {
+        let rows = count(
+            &client,
+            &format!("SELECT count(*) FROM \"{}\".{}", env.schema, kind.plural()),
+        )
+        .await;
+        assert_eq!(rows, i64::try_from(distinct(records)).unwrap(), "{file}");
+        assert_eq!(
+            env.dead_letters("tableinator", *kind).await,
+            0,
+            "{file}: no dead letter"
+        );
+        assert_eq!(tableinator.stats.dead_lettered(*kind), 0, "{file}");
+    }
+}
+
 fn distinct(records: &[SinkRecord<'_>]) -> usize {
     records
         .iter()
@@ -340,6 +369,7 @@ fn all_complete(times: u64) -> impl Fn(&ConsumerStats) -> bool {
 /// batch and of `extraction_complete`) writes nothing and runs no step again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn end_to_end_into_both_databases_and_redelivery_changes_nothing() {
+    let _shared = SHARED.read().await;
     let Some(dir) = shared_fixtures() else { return };
     let Some(env) = Env::new("consumers_e2e", true) else {
         return;
@@ -496,6 +526,7 @@ async fn end_to_end_into_both_databases_and_redelivery_changes_nothing() {
 /// dead-letter queue with the error as its reason, the good batches are written.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn permanent_failure_is_dead_lettered_with_its_reason() {
+    let _shared = SHARED.read().await;
     let Some(env) = Env::new("consumers_dlq", false) else {
         return;
     };
@@ -567,6 +598,7 @@ async fn permanent_failure_is_dead_lettered_with_its_reason() {
 /// retries in process and ends with every record, nothing dead-lettered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn database_outage_is_retried_without_dead_letters() {
+    let _shared = SHARED.read().await;
     let Some(dir) = shared_fixtures() else { return };
     let Some(env) = Env::new("consumers_outage", false) else {
         return;
@@ -625,21 +657,7 @@ async fn database_outage_is_retried_without_dead_letters() {
             all_complete(1),
         )
         .await;
-    let client = pg_client(&env.pg_url).await;
-    for (kind, file, records) in &files {
-        let rows = count(
-            &client,
-            &format!("SELECT count(*) FROM \"{}\".{}", env.schema, kind.plural()),
-        )
-        .await;
-        assert_eq!(rows, i64::try_from(distinct(records)).unwrap(), "{file}");
-        assert_eq!(
-            env.dead_letters("tableinator", *kind).await,
-            0,
-            "{file}: no dead letter"
-        );
-        assert_eq!(tableinator.stats.dead_lettered(*kind), 0);
-    }
+    assert_rows_and_no_dead_letters(&env, &tableinator, &files).await;
     let report = serde_json::Value::Object(tableinator.stats.report());
     let retries: u64 = RecordKind::ALL
         .iter()
@@ -673,6 +691,7 @@ async fn graph_shape(config: &Neo4jSinkConfig) -> Vec<(String, i64)> {
 /// started again: the graph ends the same as a clean run's, nothing dead-lettered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn graphinator_killed_and_restarted_ends_like_a_clean_run() {
+    let _shared = SHARED.read().await;
     let Some(dir) = shared_fixtures() else { return };
     let Some(killed_env) = Env::new("consumers_kill", true) else {
         return;

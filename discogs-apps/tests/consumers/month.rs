@@ -19,7 +19,7 @@ use discogs_model::RecordKind;
 use discogs_sink_neo4j::Neo4jSink;
 use discogs_testkit::{read_records, shared_fixtures};
 
-use crate::{all_complete, graph_count, pg_client, Env, VERSION};
+use crate::{all_complete, graph_count, pg_client, Env, SHARED, VERSION};
 
 const MONTH_2: &str = "20170501";
 const CHANGED_ARTIST: i64 = 2;
@@ -211,6 +211,7 @@ async fn graph_ids(graph: &Neo4jSink, kind: RecordKind) -> BTreeSet<i64> {
 /// records leave both, the added one arrives.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_second_month_rewrites_only_the_changed_records_in_both_databases() {
+    let _shared = SHARED.read().await;
     let Some(fixtures) = shared_fixtures() else {
         return;
     };
