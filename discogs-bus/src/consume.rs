@@ -154,7 +154,7 @@ pub async fn process<H: Handler>(
             }
             Err(e) => e,
         };
-        let reason = error.to_string();
+        let reason = error_chain(&error);
         if !error.is_retriable() {
             tracing::warn!(queue = delivery.queue(), %reason, "Dead-lettering a message that cannot succeed.");
             delivery.dead_letter(&reason).await?;
@@ -177,5 +177,42 @@ pub async fn process<H: Handler>(
         let delay = policy.backoff.delay(attempts - 1);
         tracing::info!(queue = delivery.queue(), %reason, retry_in = ?delay, "Retriable failure; retrying in process.");
         tokio::time::sleep(delay).await;
+    }
+}
+
+/// `error` and its sources, `outer: inner: innermost`, so a dead letter's reason and the
+/// log say what the server answered, not only what the handler was doing.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        let text = e.to_string();
+        // Some errors repeat their source in their own message.
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = e.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_chain;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("writing a batch")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn the_reason_names_the_cause() {
+        let e = Outer(std::io::Error::other(
+            "Neo.TransientError.Transaction.DeadlockDetected",
+        ));
+        assert_eq!(
+            error_chain(&e),
+            "writing a batch: Neo.TransientError.Transaction.DeadlockDetected"
+        );
     }
 }
