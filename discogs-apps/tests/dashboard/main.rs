@@ -3,6 +3,8 @@
 //! `scripts/services up` starts, each test in its own names (queue prefix, schema, label).
 
 mod browser;
+#[path = "../common/chromium.rs"]
+mod chromium;
 mod cli;
 mod collector;
 mod util;

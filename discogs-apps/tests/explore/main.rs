@@ -4,6 +4,9 @@
 //! fixture records (their graph form), or from direct database queries.
 
 mod api;
+mod browser;
+#[path = "../common/chromium.rs"]
+mod chromium;
 mod world;
 
 /// Runs a test body with a time limit, so that a hang fails instead of blocking CI.
