@@ -353,15 +353,7 @@ fn dead_letter(m: &Value) -> DeadLetter {
 
 /// Percent-encodes a queue name for a URL path segment.
 fn encode_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    crate::config::url_encode(s)
 }
 
 #[cfg(test)]
