@@ -227,8 +227,8 @@ impl fmt::Display for Summary {
             "{:<9} {:>10}  {:>30}  {:>30}  {:>5}",
             "kind",
             "published",
-            "Neo4j new/changed/unchanged",
-            "PostgreSQL new/changed/unchanged",
+            "Neo4j new/changed/same/removed",
+            "PostgreSQL new/changed/same/removed",
             "dead"
         )?;
         let triple = |w: &WriteCounts| {
@@ -862,6 +862,11 @@ mod tests {
         );
         assert!(
             text.contains("extractor    done after     1.0 s (40 records/s)"),
+            "{text}"
+        );
+        assert!(text.contains("Neo4j new/changed/same/removed"), "{text}");
+        assert!(
+            text.contains("10 / 0 / 0 / 0") && text.contains("9 / 1 / 0 / 0"),
             "{text}"
         );
         assert!(!text.contains("dead-lettered"));
