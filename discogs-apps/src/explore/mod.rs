@@ -45,7 +45,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use crate::config::{Secret, ServiceArgs};
+use crate::config::{Neo4jArgs, Secret, ServiceArgs};
 use crate::health::{self, Status};
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
@@ -70,25 +70,10 @@ pub struct ExploreArgs {
     /// Port of the page and the API.
     #[arg(long, env = "EXPLORE_PORT", default_value_t = 8006)]
     pub port: u16,
-    /// Neo4j Bolt URI.
-    #[arg(long, env = "NEO4J_ADDRESS", default_value = "bolt://127.0.0.1:7687")]
-    pub neo4j_address: String,
-    /// Neo4j user.
-    #[arg(long, env = "NEO4J_USERNAME", default_value = "neo4j")]
-    pub neo4j_username: String,
-    /// Neo4j password.
-    #[arg(
-        long,
-        env = "NEO4J_PASSWORD",
-        default_value = "discogsography",
-        hide_default_value = true,
-        hide_env_values = true
-    )]
-    pub neo4j_password: Secret,
-    /// Prefix of the graph's labels (empty in production; the graphinator's
-    /// `NEO4J_NAMESPACE`).
-    #[arg(long, env = "NEO4J_NAMESPACE", default_value = "")]
-    pub neo4j_namespace: String,
+    /// The graph database (the graphinator's flags; `NEO4J_NAMESPACE` is the graph's
+    /// label prefix, empty in production).
+    #[command(flatten)]
+    pub neo4j: Neo4jArgs,
     /// Neo4j connections.
     #[arg(long, env = "EXPLORE_NEO4J_CONNECTIONS", default_value_t = 16)]
     pub neo4j_connections: usize,
@@ -155,15 +140,15 @@ impl ExploreArgs {
     ///
     /// When an address or the namespace cannot be used.
     pub fn build(&self, metrics: Metrics) -> anyhow::Result<web::Explore> {
-        let names = discogs_sink_neo4j::GraphNames::new(&self.neo4j_namespace)?;
+        let names = discogs_sink_neo4j::GraphNames::new(&self.neo4j.neo4j_namespace)?;
         let config = neo4rs::ConfigBuilder::default()
-            .uri(self.neo4j_address.as_str())
-            .user(self.neo4j_username.as_str())
-            .password(self.neo4j_password.expose())
+            .uri(self.neo4j.neo4j_address.as_str())
+            .user(self.neo4j.neo4j_username.as_str())
+            .password(self.neo4j.neo4j_password.expose())
             .max_connections(self.neo4j_connections.max(1))
             .fetch_size(500)
             .build()
-            .with_context(|| format!("NEO4J_ADDRESS {:?}", self.neo4j_address))?;
+            .with_context(|| format!("NEO4J_ADDRESS {:?}", self.neo4j.neo4j_address))?;
         let graph = neo4rs::Graph::connect(config).context("the Neo4j driver")?;
         let timeout = Duration::from_secs(self.query_timeout_secs.max(1));
         let queries = graph::GraphQueries::new(
@@ -215,7 +200,10 @@ pub async fn serve_on(
     let status = Status::new("explore");
     status.set_state("serving");
     {
-        let (namespace, schema) = (args.neo4j_namespace.clone(), args.postgres_schema.clone());
+        let (namespace, schema) = (
+            args.neo4j.neo4j_namespace.clone(),
+            args.postgres_schema.clone(),
+        );
         let cache = explore.cache.enabled();
         status.set_details(move || {
             let mut m = serde_json::Map::new();
