@@ -7,11 +7,14 @@
 //!
 //! ```text
 //! eval "$(scripts/services env)"
-//! cargo run --release -p discogs-sink-neo4j --example neo4j_sink_bench -- [RELEASES] [BATCH] [TX_RECORDS]
+//! cargo run --release -p discogs-sink-neo4j --example neo4j_sink_bench -- [RELEASES] [BATCH] [TX_RECORDS] [WRITE_TRANSACTIONS]
 //! ```
 //!
 //! Defaults: 100000 releases (and half as many artists, an eighth as many labels and
-//! masters), batches of 5000 records, at most 5000 records per transaction. The server
+//! masters), batches of 5000 records, at most 5000 records per transaction, the sink's
+//! default number of concurrent write transactions per chunk. With `NEO4J_PID` set to the
+//! server's process id, each phase also prints the server's CPU time per record (from
+//! `/proc`). The server
 //! comes from `NEO4J_TEST_URI`, `NEO4J_USERNAME`, `NEO4J_PASSWORD`; the benchmark writes in
 //! a namespace of its own and drops it at the end (unless `KEEP_GRAPH` is set).
 //!
@@ -143,6 +146,34 @@ impl Data {
     }
 }
 
+/// CPU time (user + system) of process `pid` so far, from `/proc/<pid>/stat`.
+fn cpu_time(pid: Option<u32>) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid?)).ok()?;
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let ticks: u64 = fields.next()?.parse::<u64>().ok()? + fields.next()?.parse::<u64>().ok()?;
+    // Clock ticks are 1/100 s on Linux.
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// ` server CPU …` since `before`, per record, when the server's pid is known.
+fn server_cpu(pid: Option<u32>, before: Option<Duration>, n: usize, wall: Duration) -> String {
+    match (cpu_time(pid), before) {
+        (Some(now), Some(before)) => {
+            let used = now.saturating_sub(before);
+            #[allow(clippy::cast_precision_loss)]
+            let per = used.as_secs_f64() * 1e6 / n.max(1) as f64;
+            format!(
+                "; server CPU {:.1} s = {per:.0} µs/record, {:.0} % of one core",
+                used.as_secs_f64(),
+                100.0 * used.as_secs_f64() / wall.as_secs_f64().max(1e-9)
+            )
+        }
+        _ => String::new(),
+    }
+}
+
 fn rate(n: usize, d: Duration) -> f64 {
     #[allow(clippy::cast_precision_loss)]
     let n = n as f64;
@@ -154,6 +185,8 @@ async fn main() -> Result<()> {
     let releases = arg(1, 100_000);
     let batch = arg(2, 5_000);
     let tx_records = arg(3, 5_000);
+    let write_transactions = arg(4, discogs_sink_neo4j::default_write_transactions());
+    let pid: Option<u32> = std::env::var("NEO4J_PID").ok().and_then(|p| p.parse().ok());
     let (artists, labels, masters) = (releases / 2, releases / 8, releases / 8);
     let stubs = std::env::var_os("BENCH_STUBS").is_some();
     let namespace = format!("Bench{}_", std::process::id());
@@ -164,12 +197,14 @@ async fn main() -> Result<()> {
     )
     .namespace(&namespace)
     .transaction_records(tx_records)
+    .write_transactions(write_transactions)
     .timeout_secs(600);
     let mut sink = Neo4jSink::new(config)?;
     sink.ensure_schema().await?;
     println!(
         "neo4j_sink_bench: {releases} releases, {artists} artists, {labels} labels, {masters} masters; \
-         batches of {batch}, {tx_records} records per transaction, namespace {namespace}{}",
+         batches of {batch}, {tx_records} records per chunk in up to {write_transactions} concurrent \
+         transactions, namespace {namespace}{}",
         if stubs { ", references left random (stubs)" } else { "" }
     );
     let data = Data {
@@ -186,30 +221,40 @@ async fn main() -> Result<()> {
         (RecordKind::Master, masters),
         (RecordKind::Release, releases),
     ] {
+        let cpu = cpu_time(pid);
+        let stats = sink.stats();
         let (outcome, t) = data.pass(&mut sink, kind, n, batch, None).await?;
         println!(
-            "  first load, {kind:<8} {:>9.0} records/s  ({n} in {:.1} s, {outcome:?})",
+            "  first load, {kind:<8} {:>9.0} records/s  ({n} in {:.1} s, {outcome:?}, deadlock retries {}{})",
             rate(n, t),
-            t.as_secs_f64()
+            t.as_secs_f64(),
+            sink.stats().deadlock_retries - stats.deadlock_retries,
+            server_cpu(pid, cpu, n, t)
         );
     }
     let before = sink.stats();
+    let cpu = cpu_time(pid);
     let (outcome, t) = data
         .pass(&mut sink, RecordKind::Release, releases, batch, None)
         .await?;
     println!(
-        "  re-load, unchanged    {:>9.0} releases/s ({:.1} s, {outcome:?}, write transactions: {})",
+        "  re-load, unchanged    {:>9.0} releases/s ({:.1} s, {outcome:?}, write transactions: {}{})",
         rate(releases, t),
         t.as_secs_f64(),
-        sink.stats().write_transactions - before.write_transactions
+        sink.stats().write_transactions - before.write_transactions,
+        server_cpu(pid, cpu, releases, t)
     );
+    let cpu = cpu_time(pid);
+    let stats = sink.stats();
     let (outcome, t) = data
         .pass(&mut sink, RecordKind::Release, releases, batch, Some(10))
         .await?;
     println!(
-        "  update, 10% changed   {:>9.0} releases/s ({:.1} s, {outcome:?})",
+        "  update, 10% changed   {:>9.0} releases/s ({:.1} s, {outcome:?}, deadlock retries {}{})",
         rate(releases, t),
-        t.as_secs_f64()
+        t.as_secs_f64(),
+        sink.stats().deadlock_retries - stats.deadlock_retries,
+        server_cpu(pid, cpu, releases, t)
     );
     let started = Instant::now();
     let report = sink.finish_extraction().await?;

@@ -27,6 +27,13 @@ pub struct Neo4jSinkConfig {
     /// several transactions, each committed before `write_batch` returns.
     #[serde(default = "default_transaction_records")]
     pub transaction_records: usize,
+    /// The most write transactions in flight at once for one chunk of
+    /// `transaction_records`: its changed records are split over that many concurrent
+    /// transactions (each of at least [`MIN_RECORDS_PER_TRANSACTION`] records), so that
+    /// one transaction's commit overlaps another's statements and the server uses more
+    /// than one core. Deadlocks between them are retried ([`crate::DEADLOCK_RETRIES`]).
+    #[serde(default = "default_write_transactions")]
+    pub write_transactions: usize,
     /// Width of the id ranges that the post-extraction work (stub removal, aggregates)
     /// processes per transaction.
     #[serde(default = "default_maintenance_id_range")]
@@ -48,6 +55,18 @@ pub fn default_username() -> String {
 pub fn default_transaction_records() -> usize {
     5_000
 }
+
+/// 2 transactions: see the README's Neo4j section for the measurements behind it.
+#[must_use]
+pub fn default_write_transactions() -> usize {
+    2
+}
+
+/// A chunk is not split into transactions smaller than this many records.
+pub const MIN_RECORDS_PER_TRANSACTION: usize = 250;
+
+/// Upper bound of [`Neo4jSinkConfig::write_transactions`].
+const MAX_WRITE_TRANSACTIONS: usize = 16;
 
 /// 50,000 ids.
 #[must_use]
@@ -75,6 +94,7 @@ impl Neo4jSinkConfig {
             password: password.into(),
             namespace: String::new(),
             transaction_records: default_transaction_records(),
+            write_transactions: default_write_transactions(),
             maintenance_id_range: default_maintenance_id_range(),
             timeout_secs: default_timeout_secs(),
         }
@@ -91,6 +111,13 @@ impl Neo4jSinkConfig {
     #[must_use]
     pub fn transaction_records(mut self, records: usize) -> Self {
         self.transaction_records = records;
+        self
+    }
+
+    /// Sets [`Neo4jSinkConfig::write_transactions`].
+    #[must_use]
+    pub fn write_transactions(mut self, transactions: usize) -> Self {
+        self.write_transactions = transactions;
         self
     }
 
@@ -119,6 +146,12 @@ impl Neo4jSinkConfig {
                 self.transaction_records
             ));
         }
+        if !(1..=MAX_WRITE_TRANSACTIONS).contains(&self.write_transactions) {
+            return bad(format!(
+                "write_transactions must be 1 to {MAX_WRITE_TRANSACTIONS}, not {}",
+                self.write_transactions
+            ));
+        }
         if !(1..=10_000_000).contains(&self.maintenance_id_range) {
             return bad(format!(
                 "maintenance_id_range must be 1 to 10000000, not {}",
@@ -137,7 +170,8 @@ impl Neo4jSinkConfig {
             .password(self.password.as_str())
             // Hash lookups return one row per record of a batch: fetch them in one go.
             .fetch_size(default_transaction_records() * 2)
-            .max_connections(4)
+            // The concurrent write transactions, and the two halves of a hash lookup.
+            .max_connections(self.write_transactions.max(2) + 2)
             .connection_timeout(Duration::from_secs(self.timeout_secs.max(1)))
             .build()
             .map_err(|e| Neo4jSinkError::Config(format!("uri {:?}: {e}", self.uri)))?;
@@ -153,6 +187,7 @@ impl fmt::Debug for Neo4jSinkConfig {
             .field("password", &"***")
             .field("namespace", &self.namespace)
             .field("transaction_records", &self.transaction_records)
+            .field("write_transactions", &self.write_transactions)
             .field("maintenance_id_range", &self.maintenance_id_range)
             .field("timeout_secs", &self.timeout_secs)
             .finish()
@@ -174,6 +209,7 @@ mod tests {
         assert_eq!(c.transaction_records, 5_000);
         assert_eq!(c.maintenance_id_range, 50_000);
         assert_eq!(c.timeout_secs, 120);
+        assert_eq!(c.write_transactions, 2);
         let (names, _) = c.validate().unwrap();
         assert_eq!(names.artist(), "T1_Artist");
         let debug = format!("{c:?}");
@@ -192,6 +228,8 @@ mod tests {
             base().namespace("9x"),
             base().transaction_records(0),
             base().maintenance_id_range(0),
+            base().write_transactions(0),
+            base().write_transactions(MAX_WRITE_TRANSACTIONS + 1),
             Neo4jSinkConfig::new("127.0.0.1:7687", "neo4j", "x"),
         ] {
             assert!(

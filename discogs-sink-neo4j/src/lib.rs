@@ -60,7 +60,7 @@ mod sink;
 
 pub use config::{
     default_maintenance_id_range, default_timeout_secs, default_transaction_records,
-    default_username, Neo4jSinkConfig,
+    default_username, default_write_transactions, Neo4jSinkConfig, MIN_RECORDS_PER_TRANSACTION,
 };
 pub use error::{status_retriable, Neo4jSinkError};
 pub use form::graph_form;

@@ -495,6 +495,7 @@ impl<'r> Plan<'r> {
     }
 
     /// Records planned.
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.rows.len()
     }

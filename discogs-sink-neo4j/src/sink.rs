@@ -1,4 +1,4 @@
-//! [`Neo4jSink`]: the write path (hash lookup, one write transaction per chunk) and the
+//! [`Neo4jSink`]: the write path (hash lookup, concurrent write transactions per chunk) and the
 //! read-back of records.
 
 use std::collections::HashMap;
@@ -12,7 +12,7 @@ use futures_util::future::try_join_all;
 use neo4rs::{query, BoltInteger, BoltList, BoltType, Graph, Row};
 
 use crate::plan::{int, Plan, Statements};
-use crate::{schema, GraphNames, Neo4jSinkConfig, Neo4jSinkError};
+use crate::{schema, GraphNames, Neo4jSinkConfig, Neo4jSinkError, MIN_RECORDS_PER_TRANSACTION};
 
 /// Counters of what a [`Neo4jSink`] sent to the server since it was built.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -43,8 +43,12 @@ pub const DEADLOCK_RETRIES: u32 = 8;
 ///
 /// 1. one read query looks up the stored `sha256` of the chunk's ids; records whose hash
 ///    is unchanged stop here (no write at all);
-/// 2. one write transaction, whose statements all have fixed text and take the data as a
-///    list parameter (`UNWIND`):
+/// 2. the records that changed are split into up to
+///    [`Neo4jSinkConfig::write_transactions`] parts (of at least
+///    [`crate::MIN_RECORDS_PER_TRANSACTION`] records), each written by one write transaction,
+///    all in flight at once; a part that meets a deadlock is written again. Each
+///    transaction's statements have fixed text and take the data as a list parameter
+///    (`UNWIND`):
 ///    * delete the relationships owned by the records that were stored complete before
 ///      (a changed record replaces all of them: no stale edges);
 ///    * `MERGE` the records' nodes by id and `SET` their properties;
@@ -52,7 +56,7 @@ pub const DEADLOCK_RETRIES: u32 = 8;
 ///      when the reference carries one, no `sha256`), and the genres and styles;
 ///    * create the relationships, one statement per type, each list sorted by target node.
 ///
-/// The transaction commits before `write_batch` returns.
+/// Every transaction commits before `write_batch` returns.
 pub struct Neo4jSink {
     pub(crate) config: Neo4jSinkConfig,
     pub(crate) names: GraphNames,
@@ -171,7 +175,7 @@ impl Neo4jSink {
         }
         let (mut inserted, mut updated) = (0, 0);
         for chunk in unique.chunks(self.config.transaction_records) {
-            let (i, u) = self.write_chunk_retrying_deadlocks(kind, chunk).await?;
+            let (i, u) = self.write_chunk(kind, chunk).await?;
             inserted += i;
             updated += u;
         }
@@ -184,86 +188,45 @@ impl Neo4jSink {
         Ok(outcome)
     }
 
-    /// [`Self::write_chunk`], tried again at once (after a pause of a few tens of
-    /// milliseconds, longer each time) when Neo4j reports a deadlock, up to
-    /// [`DEADLOCK_RETRIES`] times. The four kinds are written concurrently and meet on
-    /// shared nodes (a release and an artist both completing or referencing the same
-    /// stub), so deadlocks are expected and cheap to resolve here; other errors, and a
-    /// deadlock that persists, go to the caller, whose retry policy is slower.
-    async fn write_chunk_retrying_deadlocks(
-        &mut self,
-        kind: RecordKind,
-        chunk: &[(i64, &SinkRecord<'_>)],
-    ) -> Result<(u64, u64), Neo4jSinkError> {
-        let mut attempt: u32 = 0;
-        loop {
-            match self.write_chunk(kind, chunk).await {
-                Err(e) if attempt < DEADLOCK_RETRIES && e.is_deadlock() => {
-                    attempt += 1;
-                    self.stats.deadlock_retries += 1;
-                    // A pause that differs between the writers, so they do not meet again.
-                    let spread = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| u64::from(d.subsec_nanos()) % 50);
-                    let pause = Duration::from_millis((20 + spread) * u64::from(attempt));
-                    tracing::debug!(%kind, attempt, ?pause, "Deadlock; writing the chunk again.");
-                    tokio::time::sleep(pause).await;
-                }
-                other => return other,
-            }
-        }
-    }
-
-    /// Hash lookup, then one write transaction for the records that changed. Returns
+    /// Hash lookup, then the write of the records that changed, split over up to
+    /// [`Neo4jSinkConfig::write_transactions`] concurrent transactions. Returns
     /// `(inserted, updated)`.
+    ///
+    /// Each part is its own transaction: when one fails, the parts already committed
+    /// stay, and the caller's retry of the batch finds them unchanged by the hash lookup.
     async fn write_chunk(
         &mut self,
         kind: RecordKind,
         chunk: &[(i64, &SinkRecord<'_>)],
     ) -> Result<(u64, u64), Neo4jSinkError> {
         let stored = self.lookup(kind, chunk.iter().map(|(id, _)| *id)).await?;
+        // (record, stored complete before)
         let mut to_write = Vec::new();
-        let mut replace = Vec::new();
         for (id, r) in chunk {
             match stored.get(id) {
                 // Stored complete with the same hash: nothing to do.
                 Some(Some(hash)) if *hash == r.hash.to_hex() => {}
-                Some(Some(_)) => {
-                    replace.push(*id);
-                    to_write.push(*r);
-                }
+                Some(Some(_)) => to_write.push((*id, *r, true)),
                 // A stub or no node: the record is new to the graph.
-                Some(None) | None => to_write.push(*r),
+                Some(None) | None => to_write.push((*id, *r, false)),
             }
         }
         if to_write.is_empty() {
             return Ok((0, 0));
         }
-        let updated = replace.len() as u64;
-        let plan = Plan::new(&to_write, replace)?;
-        let inserted = plan.len() as u64 - updated;
-        let statements = plan.into_statements(kind, &self.statements);
-        let n = statements.len() as u64;
-        let mut txn = self
-            .graph
-            .start_txn()
-            .await
-            .map_err(Neo4jSinkError::neo4j("starting a write transaction"))?;
-        for (text, param, value) in statements {
-            if let Err(e) = txn.run(query(text).param(param, value)).await {
-                // The server has already failed the transaction; this only frees it early.
-                let _rolled_back = txn.rollback().await.is_ok();
-                return Err(Neo4jSinkError::Neo4j {
-                    context: "writing a batch",
-                    source: e,
-                });
-            }
+        let updated = to_write.iter().filter(|(_, _, old)| *old).count() as u64;
+        let inserted = to_write.len() as u64 - updated;
+        let parts =
+            (to_write.len() / MIN_RECORDS_PER_TRANSACTION).clamp(1, self.config.write_transactions);
+        let writes = to_write
+            .chunks(to_write.len().div_ceil(parts))
+            .map(|part| write_part(&self.graph, &self.statements, kind, part));
+        let done = try_join_all(writes).await?;
+        for (statements, retries) in done {
+            self.stats.write_transactions += 1;
+            self.stats.statements += statements;
+            self.stats.deadlock_retries += u64::from(retries);
         }
-        txn.commit()
-            .await
-            .map_err(Neo4jSinkError::neo4j("committing a batch"))?;
-        self.stats.write_transactions += 1;
-        self.stats.statements += n;
         Ok((inserted, updated))
     }
 
@@ -520,6 +483,75 @@ impl Neo4jSink {
 
 /// From this many ids on, a hash lookup runs as two concurrent queries.
 const LOOKUP_SPLIT_MIN: usize = 1_000;
+
+/// [`write_transaction`] of one part of a chunk, tried again (after a pause of a few tens
+/// of milliseconds, longer each time) when Neo4j reports a deadlock, up to
+/// [`DEADLOCK_RETRIES`] times. The four kinds are written concurrently, and the parts of a
+/// chunk too; they meet on shared nodes (a release and an artist both completing or
+/// referencing the same stub, two releases by the same artist), so deadlocks are expected
+/// and cheap to resolve here; other errors, and a deadlock that persists, go to the
+/// caller, whose retry policy is slower. Returns the statements run and the retries.
+async fn write_part(
+    graph: &Graph,
+    statements: &Statements,
+    kind: RecordKind,
+    part: &[(i64, &SinkRecord<'_>, bool)],
+) -> Result<(u64, u32), Neo4jSinkError> {
+    let mut attempt: u32 = 0;
+    loop {
+        match write_transaction(graph, statements, kind, part).await {
+            Err(e) if attempt < DEADLOCK_RETRIES && e.is_deadlock() => {
+                attempt += 1;
+                // A pause that differs between the writers, so they do not meet again.
+                let spread = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| u64::from(d.subsec_nanos()) % 50);
+                let pause = Duration::from_millis((20 + spread) * u64::from(attempt));
+                tracing::debug!(%kind, attempt, ?pause, "Deadlock; writing the part again.");
+                tokio::time::sleep(pause).await;
+            }
+            Err(e) => return Err(e),
+            Ok(n) => return Ok((n, attempt)),
+        }
+    }
+}
+
+/// One write transaction for `part` (records with whether each was stored complete
+/// before). Returns the statements run.
+async fn write_transaction(
+    graph: &Graph,
+    statements: &Statements,
+    kind: RecordKind,
+    part: &[(i64, &SinkRecord<'_>, bool)],
+) -> Result<u64, Neo4jSinkError> {
+    let records: Vec<&SinkRecord<'_>> = part.iter().map(|(_, r, _)| *r).collect();
+    let replace = part
+        .iter()
+        .filter(|(_, _, old)| *old)
+        .map(|(id, _, _)| *id)
+        .collect();
+    let plan = Plan::new(&records, replace)?;
+    let statements = plan.into_statements(kind, statements);
+    let n = statements.len() as u64;
+    let mut txn = graph
+        .start_txn()
+        .await
+        .map_err(Neo4jSinkError::neo4j("starting a write transaction"))?;
+    for (text, param, value) in statements {
+        if let Err(e) = txn.run(query(text).param(param, value)).await {
+            // The server has already failed the transaction; this only frees it early.
+            let _rolled_back = txn.rollback().await.is_ok();
+            return Err(Neo4jSinkError::Neo4j {
+                context: "writing a batch",
+                source: e,
+            });
+        }
+    }
+    txn.commit()
+        .await
+        .map_err(Neo4jSinkError::neo4j("committing a batch"))?;
+    Ok(n)
+}
 
 /// One hash lookup query: `(id, sha256)` of the nodes found.
 async fn lookup_part(
