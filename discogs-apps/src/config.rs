@@ -193,9 +193,10 @@ impl Neo4jArgs {
     }
 }
 
-/// Where the relational database is (the tableinator's and the one-process pipeline's flags).
+/// How to reach the relational database (server, user, password, database): every
+/// service that reads or writes PostgreSQL takes these flags.
 #[derive(Debug, Clone, clap::Args)]
-pub struct PostgresArgs {
+pub struct PgConnectionArgs {
     /// PostgreSQL `host:port`.
     #[arg(long, env = "POSTGRES_ADDRESS", default_value = "127.0.0.1:5432")]
     pub postgres_address: String,
@@ -214,15 +215,9 @@ pub struct PostgresArgs {
     /// PostgreSQL database.
     #[arg(long, env = "POSTGRES_DATABASE", default_value = "discogsography")]
     pub postgres_database: String,
-    /// Schema of the tables.
-    #[arg(long, env = "POSTGRES_SCHEMA", default_value_t = discogs_sink_pg::default_schema())]
-    pub postgres_schema: String,
-    /// Connections per kind (each kind has its own sink).
-    #[arg(long, env = "POSTGRES_STREAMS", default_value_t = 1)]
-    pub postgres_streams: usize,
 }
 
-impl PostgresArgs {
+impl PgConnectionArgs {
     /// The connection URL (with the password: never log it, log
     /// `PgSinkConfig::redacted_url`).
     #[must_use]
@@ -234,6 +229,37 @@ impl PostgresArgs {
             self.postgres_address,
             url_encode(&self.postgres_database),
         )
+    }
+
+    /// The host part of the address (for messages).
+    #[must_use]
+    pub fn host(&self) -> &str {
+        self.postgres_address
+            .rsplit_once(':')
+            .map_or(self.postgres_address.as_str(), |(host, _)| host)
+    }
+}
+
+/// Where the tables are written (the tableinator's and the one-process pipeline's flags):
+/// the connection, the schema and the connections per kind.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PostgresArgs {
+    /// Server, user, password, database.
+    #[command(flatten)]
+    pub connection: PgConnectionArgs,
+    /// Schema of the tables.
+    #[arg(long, env = "POSTGRES_SCHEMA", default_value_t = discogs_sink_pg::default_schema())]
+    pub postgres_schema: String,
+    /// Connections per kind (each kind has its own sink).
+    #[arg(long, env = "POSTGRES_STREAMS", default_value_t = 1)]
+    pub postgres_streams: usize,
+}
+
+impl PostgresArgs {
+    /// The connection URL (see [`PgConnectionArgs::url`]).
+    #[must_use]
+    pub fn url(&self) -> String {
+        self.connection.url()
     }
 
     /// The sink's configuration, connecting as `application_name`.

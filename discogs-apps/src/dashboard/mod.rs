@@ -47,7 +47,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use serde_json::{Map, Value};
 
-use crate::config::{AmqpArgs, Secret, ServiceArgs};
+use crate::config::{AmqpArgs, Neo4jArgs, PgConnectionArgs, Secret, ServiceArgs};
 use crate::health::{self, Status};
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
@@ -95,24 +95,9 @@ pub struct DashboardArgs {
     /// when that cannot lose them (see `dashboard::rabbitmq`).
     #[arg(long, env = "DASHBOARD_DLQ_PEEK", default_value_t = true, action = clap::ArgAction::Set)]
     pub dlq_peek: bool,
-    /// PostgreSQL `host[:port]`.
-    #[arg(long, env = "POSTGRES_ADDRESS", default_value = "127.0.0.1:5432")]
-    pub postgres_address: String,
-    /// PostgreSQL user.
-    #[arg(long, env = "POSTGRES_USERNAME", default_value = "discogsography")]
-    pub postgres_username: String,
-    /// PostgreSQL password.
-    #[arg(
-        long,
-        env = "POSTGRES_PASSWORD",
-        default_value = "discogsography",
-        hide_default_value = true,
-        hide_env_values = true
-    )]
-    pub postgres_password: Secret,
-    /// PostgreSQL database.
-    #[arg(long, env = "POSTGRES_DATABASE", default_value = "discogsography")]
-    pub postgres_database: String,
+    /// Where PostgreSQL is.
+    #[command(flatten)]
+    pub postgres: PgConnectionArgs,
     /// Schemas whose tables are listed (comma-separated).
     #[arg(
         long,
@@ -121,21 +106,10 @@ pub struct DashboardArgs {
         default_value = "public"
     )]
     pub postgres_schemas: Vec<String>,
-    /// Neo4j Bolt URI.
-    #[arg(long, env = "NEO4J_ADDRESS", default_value = "bolt://127.0.0.1:7687")]
-    pub neo4j_address: String,
-    /// Neo4j user.
-    #[arg(long, env = "NEO4J_USERNAME", default_value = "neo4j")]
-    pub neo4j_username: String,
-    /// Neo4j password.
-    #[arg(
-        long,
-        env = "NEO4J_PASSWORD",
-        default_value = "discogsography",
-        hide_default_value = true,
-        hide_env_values = true
-    )]
-    pub neo4j_password: Secret,
+    /// Where Neo4j is, and the namespace of the graph shown (its six labels and the
+    /// relationships that start at them).
+    #[command(flatten)]
+    pub neo4j: Neo4jArgs,
     /// Redis URL (may carry a password: never printed).
     #[arg(
         long,
@@ -196,15 +170,16 @@ impl DashboardArgs {
             .map(|p| p.expose().to_owned())
             .or(amqp.password)
             .unwrap_or_else(|| "guest".into());
-        let (host, port) = split_host_port(&self.postgres_address, 5432)
-            .with_context(|| format!("POSTGRES_ADDRESS {:?}", self.postgres_address))?;
+        let pg = &self.postgres;
+        let (host, port) = split_host_port(&pg.postgres_address, 5432)
+            .with_context(|| format!("POSTGRES_ADDRESS {:?}", pg.postgres_address))?;
         let mut postgres = tokio_postgres::Config::new();
         postgres
             .host(&host)
             .port(port)
-            .user(&self.postgres_username)
-            .password(self.postgres_password.expose())
-            .dbname(&self.postgres_database)
+            .user(&pg.postgres_username)
+            .password(pg.postgres_password.expose())
+            .dbname(&pg.postgres_database)
             .connect_timeout(Duration::from_millis(self.source_timeout_ms));
         Ok(CollectorConfig {
             services: self.services.clone(),
@@ -221,9 +196,11 @@ impl DashboardArgs {
             postgres,
             postgres_schemas: self.postgres_schemas.clone(),
             neo4j: neo4j::NeoTarget {
-                uri: self.neo4j_address.clone(),
-                user: self.neo4j_username.clone(),
-                password: self.neo4j_password.expose().to_owned(),
+                uri: self.neo4j.neo4j_address.clone(),
+                user: self.neo4j.neo4j_username.clone(),
+                password: self.neo4j.neo4j_password.expose().to_owned(),
+                names: discogs_sink_neo4j::GraphNames::new(&self.neo4j.neo4j_namespace)
+                    .with_context(|| format!("NEO4J_NAMESPACE {:?}", self.neo4j.neo4j_namespace))?,
             },
             redis_url: self.redis_url.expose().to_owned(),
             interval: Duration::from_millis(self.interval_ms),
@@ -447,8 +424,8 @@ pub async fn serve_on(
         services = args.services.len(),
         management = %config.rabbitmq.base_url,
         prefix = %config.rabbitmq.prefix,
-        postgres = %args.postgres_address,
-        neo4j = %args.neo4j_address,
+        postgres = %args.postgres.postgres_address,
+        neo4j = %args.neo4j.neo4j_address,
         redis = %args.redis_url,
         interval_ms = args.interval_ms,
         "📊 Dashboard starting."

@@ -1,24 +1,29 @@
-//! Reading Neo4j without plugins: nodes per label and relationships per type.
+//! Reading Neo4j without plugins: nodes per label and relationships per type, for one graph.
 //!
-//! `CALL db.labels()` and `CALL db.relationshipTypes()` name them, then
-//! `MATCH (n:Label) RETURN count(n)` and `MATCH ()-[r:TYPE]->() RETURN count(r)`, one query
-//! per name, count them. Neo4j answers exactly these shapes from its count store in
-//! constant time, so the reading costs the same on an empty graph and on 34 million
-//! records. (The original system needed APOC's `apoc.meta.stats()` for this.)
+//! One `CALL db.stats.retrieve('GRAPH COUNTS')` returns Neo4j's count store: nodes per
+//! label and relationships per type and start label. Neo4j keeps these counts up to date
+//! with every transaction, so the reading costs the same on an empty graph and on 34
+//! million records. (The original system needed APOC's `apoc.meta.stats()` for this.)
+//!
+//! The figures are those of the graph of one namespace ([`GraphNames`]; the empty one in
+//! production): its six labels, always listed (0 before the first record), and the
+//! relationships that start at one of them. Other graphs sharing the database (tests,
+//! benchmarks) neither show nor push the graph's own labels out of the list.
 
+use discogs_sink_neo4j::GraphNames;
 use neo4rs::{query, ConfigBuilder, Graph, Query};
 
 use super::collect::Reader;
 use super::snapshot::{Count, Neo4j};
 
-/// Labels and relationship types listed at most (the largest).
-const MAX_NAMES: usize = 100;
-
-/// Labels and relationship types counted at most (a graph of this system has about 20).
-const MAX_COUNTED: usize = 500;
-
-/// The graph's own labels, always listed (with 0 when there are none yet).
-const CORE_LABELS: [&str; 6] = ["Artist", "Label", "Master", "Release", "Genre", "Style"];
+/// The counts of the labels and of the relationships starting at them, one row per label
+/// or type (`section` is `label` or `type`).
+const GRAPH_COUNTS: &str = "CALL db.stats.retrieve('GRAPH COUNTS') YIELD data \
+     UNWIND [n IN data.nodes WHERE n.label IN $labels \
+               | {section: 'label', name: n.label, count: n.count}] \
+          + [r IN data.relationships WHERE r.startLabel IN $labels AND r.endLabel IS NULL \
+               | {section: 'type', name: r.relationshipType, count: r.count}] AS row \
+     RETURN row.section AS section, row.name AS name, sum(row.count) AS count";
 
 /// Where Neo4j is.
 #[derive(Clone)]
@@ -29,6 +34,8 @@ pub struct NeoTarget {
     pub user: String,
     /// Password.
     pub password: String,
+    /// The graph shown: its namespace's labels.
+    pub names: GraphNames,
 }
 
 impl std::fmt::Debug for NeoTarget {
@@ -36,6 +43,7 @@ impl std::fmt::Debug for NeoTarget {
         f.debug_struct("NeoTarget")
             .field("uri", &self.uri)
             .field("user", &self.user)
+            .field("namespace", &self.names.namespace())
             .finish_non_exhaustive()
     }
 }
@@ -93,45 +101,13 @@ impl Reader for NeoSource {
             .await?;
             self.version = rows.into_iter().next();
         }
-        let mut labels = strings(
-            &graph,
-            query("CALL db.labels() YIELD label RETURN label AS name"),
-        )
-        .await?;
-        for core in CORE_LABELS {
-            if !labels.iter().any(|l| l == core) {
-                labels.push(core.to_owned());
-            }
-        }
-        let types = strings(
-            &graph,
-            query("CALL db.relationshipTypes() YIELD relationshipType RETURN relationshipType AS name"),
-        )
-        .await?;
-        let mut label_counts = counts(&graph, &labels, |name| {
-            format!("MATCH (n:{}) RETURN count(n) AS count", escape(name))
-        })
-        .await?;
-        let mut type_counts = counts(&graph, &types, |name| {
-            format!("MATCH ()-[r:{}]->() RETURN count(r) AS count", escape(name))
-        })
-        .await?;
-        let total_nodes = count_one(&graph, "MATCH (n) RETURN count(n) AS count").await?;
-        let total_relationships =
-            count_one(&graph, "MATCH ()-[r]->() RETURN count(r) AS count").await?;
-        // A label of a graph emptied since is no longer worth a line; the core ones are.
-        label_counts.retain(|c| c.count > 0 || CORE_LABELS.contains(&c.name.as_str()));
-        type_counts.retain(|c| c.count > 0);
-        for list in [&mut label_counts, &mut type_counts] {
-            list.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.name.cmp(&b.name)));
-            list.truncate(MAX_NAMES);
-        }
+        let (labels, relationship_types) = graph_counts(&graph, &self.target.names).await?;
         let reading = Neo4j {
             version: self.version.clone(),
-            total_nodes,
-            total_relationships,
-            labels: label_counts,
-            relationship_types: type_counts,
+            total_nodes: labels.iter().map(|c| c.count).sum(),
+            total_relationships: relationship_types.iter().map(|c| c.count).sum(),
+            labels,
+            relationship_types,
         };
         self.graph = Some(graph);
         Ok(reading)
@@ -147,39 +123,41 @@ async fn strings(graph: &Graph, q: Query) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-/// Counts each name with its own query, `branch(name)`. Each query's text depends only on
-/// its name, so Neo4j plans it once and answers it from its plan cache afterwards.
-async fn counts(
+/// The graph's labels (all six) and its relationship types, with their counts, largest
+/// first.
+async fn graph_counts(
     graph: &Graph,
-    names: &[String],
-    branch: impl Fn(&str) -> String,
-) -> Result<Vec<Count>, String> {
-    let mut out = Vec::with_capacity(names.len());
-    for name in names.iter().take(MAX_COUNTED) {
-        out.push(Count {
-            name: name.clone(),
-            count: count_one(graph, &branch(name)).await?,
-        });
-    }
-    Ok(out)
-}
-
-/// The `count` of a query that returns one.
-async fn count_one(graph: &Graph, text: &str) -> Result<u64, String> {
+    names: &GraphNames,
+) -> Result<(Vec<Count>, Vec<Count>), String> {
+    let wanted: Vec<String> = names.all_labels().to_vec();
     let mut rows = graph
-        .execute(query(text))
+        .execute(query(GRAPH_COUNTS).param("labels", wanted.clone()))
         .await
         .map_err(|e| e.to_string())?;
-    let count: i64 = match rows.next().await.map_err(|e| e.to_string())? {
-        Some(row) => row.get("count").map_err(|e| e.to_string())?,
-        None => 0,
-    };
-    Ok(u64::try_from(count).unwrap_or(0))
-}
-
-/// A label or type as a Cypher identifier: in backticks, backticks doubled.
-fn escape(name: &str) -> String {
-    format!("`{}`", name.replace('`', "``"))
+    let mut labels: Vec<Count> = wanted
+        .into_iter()
+        .map(|name| Count { name, count: 0 })
+        .collect();
+    let mut types = Vec::new();
+    while let Some(row) = rows.next().await.map_err(|e| e.to_string())? {
+        let section: String = row.get("section").map_err(|e| e.to_string())?;
+        let name: String = row.get("name").map_err(|e| e.to_string())?;
+        let count: i64 = row.get("count").map_err(|e| e.to_string())?;
+        let count = u64::try_from(count).unwrap_or(0);
+        match section.as_str() {
+            "label" => {
+                if let Some(c) = labels.iter_mut().find(|c| c.name == name) {
+                    c.count = count;
+                }
+            }
+            _ => types.push(Count { name, count }),
+        }
+    }
+    types.retain(|c| c.count > 0);
+    for list in [&mut labels, &mut types] {
+        list.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.name.cmp(&b.name)));
+    }
+    Ok((labels, types))
 }
 
 #[cfg(test)]
@@ -187,8 +165,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn identifiers_are_quoted() {
-        assert_eq!(escape("Artist"), "`Artist`");
-        assert_eq!(escape("we`ird"), "`we``ird`");
+    fn the_graph_names_are_the_namespace_labels() {
+        let target = NeoTarget {
+            uri: "bolt://127.0.0.1:7687".into(),
+            user: "neo4j".into(),
+            password: "hunter22".into(),
+            names: GraphNames::new("T7_").unwrap(),
+        };
+        assert_eq!(target.names.all_labels()[0], "T7_Artist");
+        let debug = format!("{target:?}");
+        assert!(
+            debug.contains("T7_") && !debug.contains("hunter22"),
+            "{debug}"
+        );
     }
 }

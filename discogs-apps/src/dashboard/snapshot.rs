@@ -279,11 +279,11 @@ pub struct TableStats {
 pub struct Neo4j {
     /// The server's version and edition.
     pub version: Option<String>,
-    /// Nodes in all.
+    /// Nodes of the graph (of its namespace's labels).
     pub total_nodes: u64,
-    /// Relationships in all.
+    /// Relationships starting at the graph's nodes.
     pub total_relationships: u64,
-    /// Nodes per label, largest first.
+    /// Nodes per label of the graph (all six, also when 0), largest first.
     pub labels: Vec<Count>,
     /// Relationships per type, largest first.
     pub relationship_types: Vec<Count>,

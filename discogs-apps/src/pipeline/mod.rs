@@ -282,17 +282,12 @@ pub fn next_steps(args: &PipelineArgs) -> String {
     format!(
         "Next:\n  \
          PostgreSQL   psql -h {pg} -U {user} {db} -c 'SELECT count(*) FROM {schema}.releases'\n  \
-         Neo4j        {neo4j} (browser: http://127.0.0.1:7474, user {nuser})\n  \
+         Neo4j        {neo4j} (Bolt, user {nuser}; e.g. cypher-shell, or the explorer below)\n  \
          dashboard    cargo run --release -p discogs-apps --bin dashboard   → http://127.0.0.1:8003\n  \
          explorer     cargo run --release -p discogs-apps --bin explore     → http://127.0.0.1:8006\n",
-        pg = args
-            .postgres
-            .postgres_address
-            .split(':')
-            .next()
-            .unwrap_or("127.0.0.1"),
-        user = args.postgres.postgres_username,
-        db = args.postgres.postgres_database,
+        pg = args.postgres.connection.host(),
+        user = args.postgres.connection.postgres_username,
+        db = args.postgres.connection.postgres_database,
         schema = args.postgres.postgres_schema,
         neo4j = args.neo4j.neo4j_address,
         nuser = args.neo4j.neo4j_username,

@@ -100,6 +100,20 @@ impl Env {
         client
     }
 
+    /// A folder of links under the data folder (`input`), named as dump files: each
+    /// `(file in source, link name)` pair. Fixture folders hold several months and
+    /// excerpts under their own names; the pipeline reads a folder's newest month.
+    pub(crate) fn link_input(&self, source: &std::path::Path, files: &[(&str, &str)]) -> PathBuf {
+        let dir = self.data_dir.join("input");
+        std::fs::create_dir_all(&dir).expect("input folder");
+        for (file, link) in files {
+            let target = source.join(file);
+            assert!(target.exists(), "fixture {}", target.display());
+            std::os::unix::fs::symlink(&target, dir.join(link)).expect("link");
+        }
+        dir
+    }
+
     /// Rows per table and complete (non-stub) nodes per label, by kind.
     pub(crate) async fn counts(&self) -> BTreeMap<RecordKind, (i64, i64)> {
         let client = self.pg_client().await;

@@ -8,8 +8,8 @@ use discogs_apps::dashboard::collect::Collector;
 use discogs_apps::dashboard::snapshot::{ServiceState, SourceState};
 
 use crate::util::{
-    closed_port, label_count, queue_figure, redis_hits, service, table_rows, FakeService,
-    Playground, RunningDashboard, Services,
+    closed_port, label_count, queue_figure, redis_hits, service, table_rows, type_count,
+    FakeService, Playground, RunningDashboard, Services,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,7 +180,21 @@ async fn api_metrics_holds_every_source_and_follows_the_writes() {
         }
         assert!(first["postgres"]["data"]["size_bytes"].as_u64().unwrap() > 0);
         assert!(first["postgres"]["data"]["connections"].as_u64().unwrap() >= 1);
+        // The graph of the test's namespace only: its six labels (0 where none yet), the
+        // relationships starting at them, totals of its own; other graphs in the database
+        // (other tests, benchmarks) neither show nor count.
         assert_eq!(label_count(&first, &play.label()), Some(5));
+        let ns = crate::util::namespace(&play.scope);
+        let labels = first["neo4j"]["data"]["labels"].as_array().unwrap();
+        let names: Vec<&str> = labels.iter().map(|l| l["name"].as_str().unwrap()).collect();
+        assert_eq!(labels.len(), 6, "{names:?}");
+        for base in ["Artist", "Label", "Master", "Release", "Genre", "Style"] {
+            assert!(names.contains(&format!("{ns}{base}").as_str()), "{names:?}");
+        }
+        assert_eq!(label_count(&first, &format!("{ns}Release")), Some(0));
+        assert_eq!(type_count(&first, "ON_LABEL"), Some(5));
+        assert_eq!(first["neo4j"]["data"]["total_nodes"], 10);
+        assert_eq!(first["neo4j"]["data"]["total_relationships"], 5);
         assert!(first["redis"]["data"]["used_memory"].as_u64().unwrap() > 0);
 
         // The extractor's card: state, task, progress by bytes with an ETA, records per second.
@@ -228,6 +242,8 @@ async fn api_metrics_holds_every_source_and_follows_the_writes() {
             tokio::time::sleep(Duration::from_millis(500)).await;
         };
         assert_eq!(label_count(&later, &play.label()), Some(12));
+        assert_eq!(type_count(&later, "ON_LABEL"), Some(12));
+        assert_eq!(later["neo4j"]["data"]["total_nodes"], 24);
         assert!(redis_hits(&later).unwrap() >= hits + 7);
         let dlq = &later["rabbitmq"]["data"]["dead_letters"][0];
         assert_eq!(dlq["messages"], 1, "peeking lost nothing: {dlq:#}");

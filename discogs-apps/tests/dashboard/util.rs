@@ -80,6 +80,7 @@ impl Services {
                 "--neo4j-password",
                 self.neo.password().unwrap_or_default().to_owned(),
             ),
+            ("--neo4j-namespace", namespace(scope)),
             ("--redis-url", self.redis.url().to_owned()),
         ];
         let mut argv = vec!["dashboard".to_owned()];
@@ -91,6 +92,11 @@ impl Services {
         argv.extend(extra.iter().map(|s| (*s).to_owned()));
         argv
     }
+}
+
+/// The Neo4j namespace of `scope`'s graph (`Test_<id>_`).
+pub(crate) fn namespace(scope: &Scope) -> String {
+    format!("{}_", scope.label())
 }
 
 /// The names a test writes into: a queue and its dead-letter queue, a table, a Neo4j label
@@ -220,12 +226,14 @@ impl Playground {
         }
     }
 
-    /// The Neo4j label of this test's nodes.
+    /// The Neo4j label of this test's nodes: the `Artist` label of the test's namespace,
+    /// the graph the dashboard is told to show.
     pub(crate) fn label(&self) -> String {
-        self.scope.label()
+        format!("{}Artist", namespace(&self.scope))
     }
 
-    /// Writes `n` of everything: messages into the queue, rows, nodes, Redis lookups.
+    /// Writes `n` of everything: messages into the queue, rows, Redis lookups, and in Neo4j
+    /// `n` artists each with an `ON_LABEL` relationship to a label of its own.
     pub(crate) async fn write(&self, n: u64) {
         for _ in 0..n {
             let seq = self.written.fetch_add(1, Ordering::Relaxed);
@@ -264,8 +272,9 @@ impl Playground {
         self.graph
             .run(
                 neo4rs::query(&format!(
-                    "UNWIND range(1, $n) AS i CREATE (:{} {{i: i}})",
-                    self.label()
+                    "UNWIND range(1, $n) AS i CREATE (:{}Artist {{i: i}})-[:ON_LABEL]->(:{}Label {{i: i}})",
+                    namespace(&self.scope),
+                    namespace(&self.scope),
                 ))
                 .param("n", n_i),
             )
@@ -327,8 +336,8 @@ impl Playground {
             .expect("drop schema");
         self.graph
             .run(neo4rs::query(&format!(
-                "MATCH (n:{}) DETACH DELETE n",
-                self.label()
+                "MATCH (n) WHERE n:{ns}Artist OR n:{ns}Label DETACH DELETE n",
+                ns = namespace(&self.scope)
             )))
             .await
             .expect("delete nodes");
@@ -552,10 +561,15 @@ pub(crate) fn queue_figure(snapshot: &Value, name: &str, field: &str) -> Option<
 
 /// Rows of `schema.writes` in a snapshot.
 pub(crate) fn table_rows(snapshot: &Value, schema: &str) -> Option<u64> {
+    table_rows_of(snapshot, schema, "writes")
+}
+
+/// Rows of `schema.table` in a snapshot.
+pub(crate) fn table_rows_of(snapshot: &Value, schema: &str, table: &str) -> Option<u64> {
     snapshot["postgres"]["data"]["tables"]
         .as_array()?
         .iter()
-        .find(|t| t["schema"] == schema && t["name"] == "writes")?["rows_estimate"]
+        .find(|t| t["schema"] == schema && t["name"] == table)?["rows_estimate"]
         .as_u64()
 }
 
@@ -565,6 +579,15 @@ pub(crate) fn label_count(snapshot: &Value, label: &str) -> Option<u64> {
         .as_array()?
         .iter()
         .find(|l| l["name"] == label)?["count"]
+        .as_u64()
+}
+
+/// Relationships of `rel_type` in a snapshot.
+pub(crate) fn type_count(snapshot: &Value, rel_type: &str) -> Option<u64> {
+    snapshot["neo4j"]["data"]["relationship_types"]
+        .as_array()?
+        .iter()
+        .find(|l| l["name"] == rel_type)?["count"]
         .as_u64()
 }
 

@@ -144,13 +144,12 @@ async fn a_dump_folder_through_the_in_process_bus_lands_in_both_databases() {
     };
     // The excerpt's folder also holds a 2017-04 dump and a 2026-02 masters file; a folder
     // of links to the 2020-08 files is the input (the newest date of a folder is taken).
-    let source = fixtures.join("philipmat__discogs-xml2db");
-    let dir = env.data_dir.join("input");
-    std::fs::create_dir_all(&dir).expect("input folder");
-    for kind in RecordKind::ALL {
-        let name = format!("discogs_20200806_{}.xml.gz", kind.plural());
-        std::os::unix::fs::symlink(source.join(&name), dir.join(&name)).expect("link");
-    }
+    let names: Vec<String> = RecordKind::ALL
+        .iter()
+        .map(|kind| format!("discogs_20200806_{}.xml.gz", kind.plural()))
+        .collect();
+    let files: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), n.as_str())).collect();
+    let dir = env.link_input(&fixtures.join("philipmat__discogs-xml2db"), &files);
     let expected = distinct_ids(&dir, "20200806");
     let mut flags = vec!["discogsography".to_owned()];
     flags.extend(env.flags());

@@ -98,12 +98,14 @@ public final class Neo4jServer {
     }
 
     /**
-     * Sets the password of {@code user}, unless the marker file in {@code home} says it was already set to
-     * this password (which spares a Cypher statement, and its planning, on every later start).
+     * Sets the password of {@code user}, unless the marker file in the store ({@code home/data}) says it
+     * was already set to this password (which spares a Cypher statement, and its planning, on every later
+     * start). The marker lives inside the store so that a store deleted to start afresh, whose fresh
+     * system database knows only the default password, gets the password set again.
      */
     private static void setPassword(GraphDatabaseService system, Path home, String user, String password)
             throws Exception {
-        Path marker = home.resolve("password.sha256");
+        Path marker = home.resolve("data").resolve("password.sha256");
         String digest =
                 HexFormat.of()
                         .formatHex(
