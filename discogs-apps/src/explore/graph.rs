@@ -5,7 +5,6 @@
 //! can stand in the query text); every value a client sends is a query parameter. Every
 //! query runs under a time limit; past it the request gets a 504.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use neo4rs::{query, BoltType, Graph, Query};
@@ -141,6 +140,22 @@ struct Named {
     name: Option<String>,
 }
 
+/// The 404 of an unknown entity.
+fn not_found(kind: EntityType, r: &EntityRef) -> ApiError {
+    let what = match r {
+        EntityRef::Id(id) => format!("id {id}"),
+        EntityRef::Name(n) => format!("name {n:?}"),
+    };
+    ApiError::NotFound(format!("no {} with {what}", kind.as_str()))
+}
+
+/// A category's query parts (see `GraphQueries::category_parts`).
+struct CategoryParts {
+    body: String,
+    count: &'static str,
+    page: String,
+}
+
 impl GraphQueries {
     /// Queries over `graph` in the namespace of `names`.
     #[must_use]
@@ -172,22 +187,41 @@ impl GraphQueries {
     }
 
     /// Runs `q` within `limit`, deserialising every row as `T`.
-    async fn rows_within<T: DeserializeOwned>(
+    ///
+    /// The limit holds on both sides: the client stops waiting after `limit`, and the query
+    /// is sent with Bolt's `tx_timeout` (its auto-commit transaction's timeout), so Neo4j
+    /// terminates it too instead of finishing work nobody waits for.
+    ///
+    /// # Errors
+    ///
+    /// [`ApiError::Timeout`] past `limit` (either side's), [`ApiError::Unavailable`] when
+    /// Neo4j fails or a row does not fit `T`.
+    pub async fn rows_within<T: DeserializeOwned>(
         &self,
         q: Query,
         limit: Duration,
     ) -> Result<Vec<T>, ApiError> {
+        let late = || ApiError::Timeout(format!("the graph query took longer than {limit:?}"));
+        // 0 would mean "no timeout" to Neo4j: a millisecond is the least.
+        let q = q.extra(
+            "tx_timeout",
+            i64::try_from(limit.as_millis()).unwrap_or(i64::MAX).max(1),
+        );
+        let failed = |what: &str, e: neo4rs::Error| match &e {
+            neo4rs::Error::Neo4j(n) if n.code().contains("TransactionTimedOut") => late(),
+            _ => ApiError::database(what, &e),
+        };
         let work = async {
             let mut stream = self
                 .graph
                 .execute(q)
                 .await
-                .map_err(|e| ApiError::database("a graph query", &e))?;
+                .map_err(|e| failed("a graph query", e))?;
             let mut out = Vec::new();
             while let Some(row) = stream
                 .next()
                 .await
-                .map_err(|e| ApiError::database("a graph query", &e))?
+                .map_err(|e| failed("a graph query", e))?
             {
                 out.push(
                     row.to::<T>()
@@ -197,7 +231,6 @@ impl GraphQueries {
             Ok(out)
         };
         let started = std::time::Instant::now();
-        let late = || ApiError::Timeout(format!("the graph query took longer than {limit:?}"));
         let result = tokio::time::timeout(limit, work)
             .await
             .map_err(|_| late())?;
@@ -260,14 +293,7 @@ impl GraphQueries {
         };
         let found = self.rows::<Named>(q).await?.into_iter().next();
         let Some(found) = found else {
-            let what = match r {
-                EntityRef::Id(id) => format!("id {id}"),
-                EntityRef::Name(n) => format!("name {n:?}"),
-            };
-            return Err(ApiError::NotFound(format!(
-                "no {} with {what}",
-                kind.as_str()
-            )));
+            return Err(not_found(kind, r));
         };
         let name = found.name.unwrap_or_default();
         let key = match found.id {
@@ -331,230 +357,267 @@ impl GraphQueries {
         Ok(json!({ "results": results }))
     }
 
-    /// Precomputed counts on the centre node (written by the sink after an extraction).
-    async fn precomputed(&self, center: &Center) -> Result<BTreeMap<&'static str, i64>, ApiError> {
-        #[derive(Deserialize)]
-        struct Pre {
-            releases: Option<i64>,
-            artists: Option<i64>,
-            labels: Option<i64>,
-            genres: Option<i64>,
+    /// `MATCH (x:Label …)`: the node `r` names, one row at most (by exact name: the lowest
+    /// id of complete records first, as [`Self::resolve`]); the key is `$key`.
+    fn match_ref(&self, kind: EntityType, r: &EntityRef) -> (String, BoltType) {
+        let label = self.label(kind);
+        match r {
+            EntityRef::Id(id) if !kind.keyed_by_name() => (
+                format!("MATCH (x:{label} {{id: $key}}) WITH x LIMIT 1"),
+                BoltType::from(*id),
+            ),
+            EntityRef::Id(id) => (
+                format!("MATCH (x:{label} {{name: $key}}) WITH x LIMIT 1"),
+                BoltType::from(id.to_string()),
+            ),
+            EntityRef::Name(n) if kind.keyed_by_name() => (
+                format!("MATCH (x:{label} {{name: $key}}) WITH x LIMIT 1"),
+                BoltType::from(n.as_str()),
+            ),
+            EntityRef::Name(n) => (
+                format!(
+                    "MATCH (x:{label} {{{}: $key}}) WITH x ORDER BY x.sha256 IS NULL, x.id LIMIT 1",
+                    kind.name_property()
+                ),
+                BoltType::from(n.as_str()),
+            ),
         }
-        let q = query(&format!(
-            "{} RETURN x.release_count AS releases, x.artist_count AS artists, \
-             x.label_count AS labels, x.genre_count AS genres",
-            self.match_center(center)
-        ))
-        .param("key", center.key.bolt());
-        let mut out = BTreeMap::new();
-        if let Some(p) = self.rows::<Pre>(q).await?.into_iter().next() {
-            for (k, v) in [
-                ("releases", p.releases),
-                ("artists", p.artists),
-                ("labels", p.labels),
-                ("genres", p.genres),
-            ] {
-                if let Some(v) = v {
-                    out.insert(k, v);
-                }
-            }
-        }
-        Ok(out)
     }
 
-    /// The centre and its categories with their counts.
+    /// The centre of a combined query's row: its id (artists, labels) or name.
+    fn center_of(kind: EntityType, id: Option<i64>, name: Option<String>) -> Center {
+        let name = name.unwrap_or_default();
+        let key = match id {
+            Some(id) if !kind.keyed_by_name() => Key::Id(id),
+            _ => Key::Name(name.clone()),
+        };
+        Center { kind, key, name }
+    }
+
+    /// The aggregate the sink keeps on a centre for a category, if any (artists have none).
+    fn precomputed_property(kind: EntityType, category: &str) -> Option<&'static str> {
+        if kind == EntityType::Artist {
+            return None;
+        }
+        match category {
+            "releases" => Some("release_count"),
+            "artists" => Some("artist_count"),
+            "labels" => Some("label_count"),
+            "genres" => Some("genre_count"),
+            _ => None,
+        }
+    }
+
+    /// The centre named by `r` and its categories with their counts, in one query: the
+    /// sink's aggregates where the centre has them (label and genre/style `release_count`,
+    /// `artist_count`, …), the others counted live, each in a subquery that skips its
+    /// traversal when the aggregate is there.
     ///
     /// # Errors
     ///
-    /// [`ApiError::BadRequest`] for a type without categories; as every query.
-    pub async fn explore(&self, center: &Center) -> Result<Value, ApiError> {
-        let cats = categories(center.kind);
+    /// [`ApiError::BadRequest`] for a type without categories, [`ApiError::NotFound`] for
+    /// an unknown centre; as every query.
+    pub async fn explore(&self, kind: EntityType, r: &EntityRef) -> Result<Value, ApiError> {
+        let cats = categories(kind);
         if cats.is_empty() {
             return Err(ApiError::BadRequest(format!(
                 "a {} has no categories to explore",
-                center.kind.as_str()
+                kind.as_str()
             )));
         }
-        // Labels, genres and styles carry aggregates (artists: none); the aliases, styles of
-        // a genre and genres of a style are counted live.
-        let pre = if center.kind == EntityType::Artist {
-            BTreeMap::new()
-        } else {
-            self.precomputed(center).await?
-        };
-        let counts = futures_util::future::try_join_all(cats.iter().map(|(cat, _)| {
-            let pre = pre.get(cat).copied();
-            async move {
-                match pre {
-                    Some(n) => Ok(n),
-                    None => {
-                        self.count(self.category_query(center, cat, None, None)?)
-                            .await
-                    }
-                }
-            }
-        }))
-        .await?;
+        let (head, key) = self.match_ref(kind, r);
+        let mut text = head;
+        let mut counts = Vec::new();
+        for (i, (cat, _)) in cats.iter().enumerate() {
+            let part = self.category_parts(kind, cat, false)?;
+            let (guard, total) = match Self::precomputed_property(kind, cat) {
+                Some(p) => (
+                    format!("WITH x WHERE x.{p} IS NULL "),
+                    format!("coalesce(x.{p}, c{i})"),
+                ),
+                None => (String::new(), format!("c{i}")),
+            };
+            text.push_str(&format!(
+                " CALL (x) {{ {guard}{} RETURN {} AS c{i} }}",
+                part.body, part.count
+            ));
+            counts.push(total);
+        }
+        text.push_str(&format!(
+            " RETURN x.id AS id, x.{} AS name, [{}] AS counts",
+            kind.name_property(),
+            counts.join(", ")
+        ));
+        #[derive(Deserialize)]
+        struct Row {
+            id: Option<i64>,
+            name: Option<String>,
+            counts: Vec<i64>,
+        }
+        let row = self
+            .rows::<Row>(query(&text).param("key", key))
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| not_found(kind, r))?;
+        let center = Self::center_of(kind, row.id, row.name);
         let categories: Vec<Value> = cats
             .iter()
-            .zip(counts)
+            .zip(row.counts)
             .map(|((cat, label), n)| {
                 json!({"id": format!("cat-{cat}"), "name": label, "category": cat, "count": n})
             })
             .collect();
         Ok(json!({
-            "center": {"id": center.key.json(), "name": center.name, "type": center.kind.as_str()},
+            "center": {"id": center.key.json(), "name": center.name, "type": kind.as_str()},
             "categories": categories,
         }))
     }
 
-    /// The query of a category: the page (`Some((limit, offset))`) or, without a page, the
-    /// total.
-    fn category_query(
+    /// The parts of a category's query from the centre `x`: the pattern, the count of its
+    /// distinct neighbours, and the page (`$offset`, `$limit`) collected as `children`.
+    fn category_parts(
         &self,
-        center: &Center,
+        kind: EntityType,
         category: &str,
-        before_year: Option<i64>,
-        page: Option<(i64, i64)>,
-    ) -> Result<Query, ApiError> {
+        before_year: bool,
+    ) -> Result<CategoryParts, ApiError> {
         let release = self.names.release();
-        let to_center = match center.kind {
+        let to_center = match kind {
             EntityType::Artist => "BY",
             EntityType::Label => "ON",
             EntityType::Genre | EntityType::Style => "IS",
             EntityType::Master | EntityType::Release => {
                 return Err(ApiError::BadRequest(format!(
                     "a {} has no categories",
-                    center.kind.as_str()
+                    kind.as_str()
                 )))
             }
         };
-        if !categories(center.kind).iter().any(|(c, _)| *c == category) {
-            let names: Vec<&str> = categories(center.kind).iter().map(|(c, _)| *c).collect();
+        if !categories(kind).iter().any(|(c, _)| *c == category) {
+            let names: Vec<&str> = categories(kind).iter().map(|(c, _)| *c).collect();
             return Err(ApiError::BadRequest(format!(
                 "category of a {} must be one of {}, not {category:?}",
-                center.kind.as_str(),
+                kind.as_str(),
                 names.join(", ")
             )));
         }
-        let year = if before_year.is_some() {
+        let year = if before_year {
             "WHERE r.year > 0 AND r.year <= $before"
         } else {
             ""
         };
-        let head = self.match_center(center);
-        let text = match category {
-            "releases" => {
-                let base = format!("{head} MATCH (r:{release})-[:{to_center}]->(x) {year}");
-                match page {
-                    None => format!("{base} RETURN count(DISTINCT r) AS n"),
-                    Some(_) => format!(
-                        "{base} WITH DISTINCT r ORDER BY r.year IS NULL, r.year DESC, r.id \
-                         SKIP $offset LIMIT $limit \
-                         RETURN r.id AS id, r.title AS name, 'release' AS kind, r.year AS year"
-                    ),
-                }
-            }
+        Ok(match category {
+            "releases" => CategoryParts {
+                body: format!("MATCH (r:{release})-[:{to_center}]->(x) {year}"),
+                count: "count(DISTINCT r)",
+                page: "WITH DISTINCT r ORDER BY r.year IS NULL, r.year DESC, r.id \
+                       SKIP $offset LIMIT $limit \
+                       RETURN collect({id: r.id, name: r.title, `type`: 'release', year: r.year}) AS children"
+                    .to_owned(),
+            },
             "aliases" => {
                 let artist = self.names.artist();
-                let base = format!(
-                    "{head} CALL (x) {{ \
-                       MATCH (x)-[:ALIAS_OF]-(y:{artist}) RETURN y, 'alias' AS relation \
-                       UNION MATCH (x)-[:MEMBER_OF]->(y:{artist}) RETURN y, 'group' AS relation \
-                       UNION MATCH (y:{artist})-[:MEMBER_OF]->(x) RETURN y, 'member' AS relation }} \
-                     WITH y, min(relation) AS relation"
-                );
-                match page {
-                    None => format!("{base} RETURN count(y) AS n"),
-                    Some(_) => format!(
-                        "{base} ORDER BY y.id SKIP $offset LIMIT $limit \
-                         RETURN y.id AS id, y.name AS name, 'artist' AS kind, relation"
+                CategoryParts {
+                    body: format!(
+                        "CALL (x) {{ \
+                           MATCH (x)-[:ALIAS_OF]-(y:{artist}) RETURN y, 'alias' AS relation \
+                           UNION MATCH (x)-[:MEMBER_OF]->(y:{artist}) RETURN y, 'group' AS relation \
+                           UNION MATCH (y:{artist})-[:MEMBER_OF]->(x) RETURN y, 'member' AS relation }} \
+                         WITH y, min(relation) AS relation"
                     ),
+                    count: "count(y)",
+                    page: "WITH y, relation ORDER BY y.id SKIP $offset LIMIT $limit \
+                           RETURN collect({id: y.id, name: y.name, `type`: 'artist', relation: relation}) AS children"
+                        .to_owned(),
                 }
             }
             other => {
-                let (rel, target, kind) = match other {
+                let (rel, target, target_kind) = match other {
                     "labels" => ("ON", self.names.label_label(), EntityType::Label),
                     "artists" => ("BY", self.names.artist(), EntityType::Artist),
                     "genres" => ("IS", self.names.genre(), EntityType::Genre),
                     _ => ("IS", self.names.style(), EntityType::Style),
                 };
-                let id = if kind.keyed_by_name() { "null" } else { "y.id" };
-                let order = if kind.keyed_by_name() {
-                    "y.name"
+                let (id, order) = if target_kind.keyed_by_name() {
+                    ("null", "y.name")
                 } else {
-                    "y.id"
+                    ("y.id", "y.id")
                 };
-                let base = format!(
-                    "{head} MATCH (x)<-[:{to_center}]-(r:{release}) {year} \
-                     MATCH (r)-[:{rel}]->(y:{target}) WHERE y <> x"
-                );
-                match page {
-                    None => format!("{base} RETURN count(DISTINCT y) AS n"),
-                    Some(_) => format!(
-                        "{base} WITH y, count(DISTINCT r) AS release_count \
+                CategoryParts {
+                    body: format!(
+                        "MATCH (x)<-[:{to_center}]-(r:{release}) {year} \
+                         MATCH (r)-[:{rel}]->(y:{target}) WHERE y <> x"
+                    ),
+                    count: "count(DISTINCT y)",
+                    page: format!(
+                        "WITH y, count(DISTINCT r) AS release_count \
                          ORDER BY release_count DESC, {order} SKIP $offset LIMIT $limit \
-                         RETURN {id} AS id, y.name AS name, '{}' AS kind, release_count",
-                        kind.as_str()
+                         RETURN collect({{id: {id}, name: y.name, `type`: '{}', release_count: release_count}}) AS children",
+                        target_kind.as_str()
                     ),
                 }
             }
-        };
-        let mut q = query(&text).param("key", center.key.bolt());
-        if let Some(b) = before_year {
-            q = q.param("before", b);
-        }
-        if let Some((limit, offset)) = page {
-            q = q.param("limit", limit).param("offset", offset);
-        }
-        Ok(q)
+        })
     }
 
-    /// One page of a category's neighbours and its total.
+    /// One page of a category's neighbours of the centre named by `r`, and its total, in one
+    /// query.
     ///
     /// # Errors
     ///
-    /// [`ApiError::BadRequest`] for a category the type does not have; as every query.
+    /// [`ApiError::BadRequest`] for a category the type does not have,
+    /// [`ApiError::NotFound`] for an unknown centre; as every query.
     pub async fn expand(
         &self,
-        center: &Center,
+        kind: EntityType,
+        r: &EntityRef,
         category: &str,
         before_year: Option<i64>,
         limit: i64,
         offset: i64,
     ) -> Result<Value, ApiError> {
+        let part = self.category_parts(kind, category, before_year.is_some())?;
+        let (head, key) = self.match_ref(kind, r);
+        let text = format!(
+            "{head} CALL (x) {{ {body} RETURN {count} AS total }} \
+             CALL (x) {{ {body} {page} }} \
+             RETURN x.id AS id, x.{name} AS name, total, children",
+            body = part.body,
+            count = part.count,
+            page = part.page,
+            name = kind.name_property(),
+        );
+        let mut q = query(&text)
+            .param("key", key)
+            .param("limit", limit)
+            .param("offset", offset);
+        if let Some(b) = before_year {
+            q = q.param("before", b);
+        }
         #[derive(Deserialize)]
         struct Row {
             id: Option<i64>,
             name: Option<String>,
-            kind: String,
-            year: Option<i64>,
-            release_count: Option<i64>,
-            relation: Option<String>,
+            total: i64,
+            children: Vec<Child>,
         }
-        let page_q = self.category_query(center, category, before_year, Some((limit, offset)))?;
-        let total_q = self.category_query(center, category, before_year, None)?;
-        let (rows, total) = tokio::try_join!(self.rows::<Row>(page_q), self.count(total_q))?;
-        let children: Vec<Child> = rows
+        let row = self
+            .rows::<Row>(q)
+            .await?
             .into_iter()
-            .map(|r| Child {
-                id: r.id,
-                name: r.name,
-                kind: r.kind,
-                year: r.year,
-                release_count: r.release_count,
-                relation: r.relation,
-            })
-            .collect();
-        let n = i64::try_from(children.len()).unwrap_or(i64::MAX);
+            .next()
+            .ok_or_else(|| not_found(kind, r))?;
+        let center = Self::center_of(kind, row.id, row.name);
+        let n = i64::try_from(row.children.len()).unwrap_or(i64::MAX);
         Ok(json!({
-            "center": {"id": center.key.json(), "name": center.name, "type": center.kind.as_str()},
+            "center": {"id": center.key.json(), "name": center.name, "type": kind.as_str()},
             "category": category,
-            "children": children,
-            "total": total,
+            "children": row.children,
+            "total": row.total,
             "offset": offset,
             "limit": limit,
-            "has_more": offset + n < total,
+            "has_more": offset + n < row.total,
         }))
     }
 

@@ -6,6 +6,8 @@
 //! `ts_rank`), then, from it, the page (with `ts_headline` highlights, computed for the
 //! page's rows only), the total, and the facets (type, genre, decade), returned as one
 //! JSON document. One round trip, the matching done once.
+//!
+//! [`record`] reads one stored record (the node details' `record`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -15,7 +17,7 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 use tokio_postgres::{Client, NoTls};
 
-use super::params::ApiError;
+use super::params::{ApiError, EntityType};
 
 /// The kinds a search covers, as the `types` parameter names them.
 pub const SEARCH_TYPES: [&str; 4] = ["artist", "label", "master", "release"];
@@ -84,24 +86,74 @@ impl PgPool {
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<Value, ApiError> {
+        self.json_opt(sql, params)
+            .await?
+            .ok_or_else(|| ApiError::database("a search", &"no row"))
+    }
+
+    /// Runs a statement returning at most one row of one `text` column holding JSON.
+    async fn json_opt(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Option<Value>, ApiError> {
         let work = async {
             let client = self.client().await?;
-            let row = client.query_one(sql, params).await.map_err(|e| {
+            let row = client.query_opt(sql, params).await.map_err(|e| {
                 if e.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) {
-                    ApiError::Timeout("the search took too long".into())
+                    ApiError::Timeout("the PostgreSQL query took too long".into())
                 } else {
-                    ApiError::database("a search", &e)
+                    ApiError::database("a PostgreSQL query", &e)
                 }
             })?;
+            let Some(row) = row else { return Ok(None) };
             let text: String = row.get(0);
-            serde_json::from_str(&text).map_err(|e| ApiError::database("reading a search", &e))
+            serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|e| ApiError::database("reading a PostgreSQL answer", &e))
         };
         tokio::time::timeout(self.timeout, work)
             .await
             .map_err(|_| {
-                ApiError::Timeout(format!("the search took longer than {:?}", self.timeout))
+                ApiError::Timeout(format!(
+                    "the PostgreSQL query took longer than {:?}",
+                    self.timeout
+                ))
             })?
     }
+}
+
+/// The record of `kind` with `id` as the tableinator stored it (the whole parsed record:
+/// profile, real name, urls, tracklist, formats, contact info…), `None` when the table has
+/// no such row; genres and styles have no table (`None`).
+///
+/// # Errors
+///
+/// [`ApiError::Unavailable`] when PostgreSQL fails, [`ApiError::Timeout`] past the limit.
+pub async fn record(
+    pool: &PgPool,
+    schema: &str,
+    kind: EntityType,
+    id: i64,
+) -> Result<Option<Value>, ApiError> {
+    let table = match kind {
+        EntityType::Artist => "artists",
+        EntityType::Label => "labels",
+        EntityType::Master => "masters",
+        EntityType::Release => "releases",
+        EntityType::Genre | EntityType::Style => return Ok(None),
+    };
+    let s = quote(schema);
+    pool.json_opt(
+        &format!("SELECT data::text FROM {s}.{table} WHERE id = $1"),
+        &[&id],
+    )
+    .await
+}
+
+/// `schema` as a quoted SQL identifier.
+fn quote(schema: &str) -> String {
+    format!("\"{}\"", schema.replace('"', "\"\""))
 }
 
 /// A validated search request.
@@ -125,7 +177,7 @@ pub struct SearchRequest {
 
 /// The search statement for tables in `schema` (a validated identifier).
 fn search_sql(schema: &str) -> String {
-    let s = format!("\"{}\"", schema.replace('"', "\"\""));
+    let s = quote(schema);
     // $1 q, $2 types, $3 genres (NULL: any), $4 year_min, $5 year_max, $6 limit, $7 offset.
     let filters = "($3::text[] IS NULL OR t.genres && $3) \
                    AND ($4::int IS NULL OR t.year >= $4) AND ($5::int IS NULL OR t.year <= $5)";

@@ -8,7 +8,7 @@
 //! | `GET /api/autocomplete` | `q`, `type`, `limit` |
 //! | `GET /api/explore` | `type`, `id` or `name` |
 //! | `GET /api/expand` | `type`, `id` or `name`, `category`, `limit`, `offset`, `before_year` |
-//! | `GET /api/node/{id}` | `type` |
+//! | `GET /api/node/{id}` | `type` (graph details and the stored record from PostgreSQL) |
 //! | `GET /api/trends` | `type`, `id` or `name` |
 //! | `GET /api/trends/compare` | `items=type:key;type:key…` (2 to 5) |
 //! | `GET /api/path` | `from_type`, `from_id`/`from_name`, `to_type`, `to_id`/`to_name`, `max_depth` |
@@ -243,11 +243,7 @@ async fn explore_center(State(e): State<Explore>, RawQuery(raw): RawQuery) -> Re
     let p = params!(raw, &["type", "id", "name"]);
     let kind = check!(p.entity_type("type", &CENTER_TYPES));
     let r = check!(p.entity_ref("", kind));
-    e.cached("explore", &p, || async {
-        let center = e.graph.resolve(kind, &r).await?;
-        e.graph.explore(&center).await
-    })
-    .await
+    e.cached("explore", &p, || e.graph.explore(kind, &r)).await
 }
 
 async fn expand(State(e): State<Explore>, RawQuery(raw): RawQuery) -> Response {
@@ -285,11 +281,8 @@ async fn expand(State(e): State<Explore>, RawQuery(raw): RawQuery) -> Response {
         ))
         .into_response();
     }
-    e.cached("expand", &p, || async {
-        let center = e.graph.resolve(kind, &r).await?;
-        e.graph
-            .expand(&center, &category, before, limit, offset)
-            .await
+    e.cached("expand", &p, || {
+        e.graph.expand(kind, &r, &category, before, limit, offset)
     })
     .await
 }
@@ -311,10 +304,48 @@ async fn node(
         &["type", "id"]
     ));
     e.cached("node", &p, || async {
-        let center = e.graph.resolve(kind, &r).await?;
-        e.graph.node(&center).await
+        let id = match r {
+            EntityRef::Id(id) => Some(id),
+            EntityRef::Name(_) => None,
+        };
+        let (graph, record) = tokio::join!(
+            async {
+                let center = e.graph.resolve(kind, &r).await?;
+                e.graph.node(&center).await
+            },
+            async {
+                match id {
+                    Some(id) => search::record(&e.pg, &e.schema, kind, id).await,
+                    None => Ok(None),
+                }
+            }
+        );
+        node_details(kind, graph, record?)
     })
     .await
+}
+
+/// The graph's details of a node with the tableinator's record under `record`; a node only
+/// one database knows is answered from that one, one neither knows is a 404.
+fn node_details(
+    kind: EntityType,
+    graph: Result<Value, ApiError>,
+    record: Option<Value>,
+) -> Result<Value, ApiError> {
+    let mut out = match (graph, &record) {
+        (Ok(v), _) => v,
+        (Err(ApiError::NotFound(_)), Some(rec)) => {
+            let name = rec.get("name").or_else(|| rec.get("title")).cloned();
+            serde_json::json!({"type": kind.as_str(), "id": rec["id"], "name": name})
+        }
+        (Err(err), _) => return Err(err),
+    };
+    if let Value::Object(map) = &mut out {
+        if !kind.keyed_by_name() {
+            map.insert("record".into(), record.unwrap_or(Value::Null));
+        }
+    }
+    Ok(out)
 }
 
 /// Percent-encodes a path segment for a canonical query.

@@ -379,6 +379,7 @@ async fn api_answers_from_the_loaded_fixtures() {
         );
 
         search_answers(&world, &app).await;
+        node_details(&world, &app).await;
         invalid_input(&app, artist).await;
 
         // Cached: the same answers again, counted as hits.
@@ -420,6 +421,25 @@ async fn api_answers_from_the_loaded_fixtures() {
             ))
             .await;
         assert_eq!(status, 504, "{v}");
+        // ... and the query does not go on in Neo4j (its transaction carried the limit).
+        let mut left = usize::MAX;
+        for _ in 0..25 {
+            left = world
+                .cypher_rows(
+                    "SHOW TRANSACTIONS YIELD currentQuery \
+                     WHERE currentQuery CONTAINS 'shortestPath' AND currentQuery CONTAINS '{ns}Artist' \
+                     AND NOT currentQuery STARTS WITH 'SHOW' \
+                     RETURN currentQuery",
+                    &[],
+                )
+                .await
+                .len();
+            if left == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        assert_eq!(left, 0, "the timed-out path query still runs in Neo4j");
         slow.stop().await;
         let limited = Running::start(world.args(
             &world.redis_url(),
@@ -579,4 +599,85 @@ async fn invalid_input(app: &Running, artist: u64) {
 async fn closed_port() -> u16 {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     l.local_addr().unwrap().port()
+}
+
+/// The first parsed record of `kind` (by id) that `pick` accepts, as JSON with its id.
+fn first_record(
+    model: &Model,
+    kind: discogs_model::RecordKind,
+    pick: impl Fn(&Record<'static>) -> bool,
+) -> (u64, Value) {
+    let r = model
+        .parsed
+        .iter()
+        .find(|((k, _), r)| *k == kind.code() && pick(r))
+        .map(|(_, r)| r)
+        .unwrap_or_else(|| panic!("no {kind:?} record fits"));
+    let v = match r {
+        Record::Artist(x) => serde_json::to_value(x),
+        Record::Label(x) => serde_json::to_value(x),
+        Record::Master(x) => serde_json::to_value(x),
+        Record::Release(x) => serde_json::to_value(x),
+    }
+    .unwrap();
+    (r.id(), v)
+}
+
+/// `/api/node/{id}` carries the record the tableinator stored, equal to the record parsed
+/// from the fixture file; unknown ids are 404s.
+async fn node_details(world: &World, app: &Running) {
+    use discogs_model::RecordKind;
+    let model = &world.model;
+    let (artist, artist_rec) = first_record(model, RecordKind::Artist, |r| {
+        matches!(r, Record::Artist(a) if a.profile.is_some() && a.real_name.is_some()
+            && !a.urls.is_empty() && !a.aliases.is_empty())
+    });
+    let (label, label_rec) = first_record(
+        model,
+        RecordKind::Label,
+        |r| matches!(r, Record::Label(l) if l.profile.is_some() && l.contact_info.is_some()),
+    );
+    let (master, master_rec) = first_record(
+        model,
+        RecordKind::Master,
+        |r| matches!(r, Record::Master(m) if m.main_release.is_some() && m.year.is_some()),
+    );
+    let (release, release_rec) = first_record(model, RecordKind::Release, |r| {
+        matches!(r, Record::Release(x) if x.tracklist.len() > 2 && !x.formats.is_empty()
+            && x.country.is_some() && x.released.is_some())
+    });
+    for (kind, id, rec, fields) in [
+        (
+            "artist",
+            artist,
+            &artist_rec,
+            &["profile", "real_name", "urls", "aliases"][..],
+        ),
+        ("label", label, &label_rec, &["profile", "contact_info"][..]),
+        ("master", master, &master_rec, &["year", "main_release"][..]),
+        (
+            "release",
+            release,
+            &release_rec,
+            &["tracklist", "formats", "country", "released"][..],
+        ),
+    ] {
+        let v = app.ok(&format!("/api/node/{id}?type={kind}")).await;
+        assert_eq!(v["id"], id, "{kind} {id}: {v}");
+        for f in fields {
+            assert!(!rec[*f].is_null(), "{kind} {id}: the fixture has {f}");
+            assert_eq!(v["record"][*f], rec[*f], "{kind} {id}: {f}");
+        }
+        assert_eq!(&v["record"], rec, "{kind} {id}: the whole stored record");
+    }
+    assert!(
+        release_rec["tracklist"].as_array().unwrap().len() > 2,
+        "a release with a track list"
+    );
+    for kind in ["artist", "label", "master", "release"] {
+        let (status, v) = app
+            .get(&format!("/api/node/987654321987?type={kind}"))
+            .await;
+        assert_eq!(status, 404, "unknown {kind}: {v}");
+    }
 }

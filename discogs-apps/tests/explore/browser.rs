@@ -1,7 +1,8 @@
 //! The page in headless Chromium (`tests/common/chromium.rs`), against an explorer served
 //! by this process over the fixtures: type part of a known artist's name, pick the
-//! suggestion, see the artist and its categories, expand one, see its nodes; open the
-//! trends and the path finder and see them drawn. Screenshots go to
+//! suggestion, see the artist and its categories, expand one, see its nodes; move the
+//! timeline scrubber and see the releases after the year go; open the trends and the path
+//! finder and see them drawn. Screenshots go to
 //! `target/tmp/explore-browser/`.
 //!
 //! The page's libraries come from npm: the test runs `npm ci` in `web/explore` first
@@ -59,6 +60,9 @@ const FIGURES: &str = r##"(() => {
     categories: all("#graph g.node.category").map((n) => n.dataset.category),
     releases: all('#graph g.node[data-type="release"]').length,
     more: all("#graph g.node.more").length,
+    timeline: !document.getElementById("timeline").hidden,
+    year: document.getElementById("timeline").dataset.year || null,
+    release_label: (document.querySelector('#graph g.node.category[data-category="releases"] text') || {}).textContent || null,
     info: (document.querySelector("#info-body h3") || {}).textContent || null,
     trend_traces: chart && chart.data ? chart.data.length : 0,
     trend_points: chart && chart.data && chart.data[0] ? chart.data[0].x.length : 0,
@@ -73,6 +77,14 @@ fn type_js(id: &str, text: &str) -> String {
     format!(
         "(() => {{ const i = document.getElementById({id:?}); i.focus(); i.value = {text:?}; \
          i.dispatchEvent(new Event('input', {{bubbles: true}})); return true; }})()"
+    )
+}
+
+/// Moves the range input `#id` to `value` as a user would (an `input` event).
+fn slide_js(id: &str, value: u16) -> String {
+    format!(
+        "(() => {{ const i = document.getElementById({id:?}); i.value = {value}; \
+         i.dispatchEvent(new Event('input', {{bubbles: true}})); return i.value === '{value}'; }})()"
     )
 }
 
@@ -178,6 +190,41 @@ async fn page_explores_expands_charts_and_finds_a_path() {
         }
         tokio::time::sleep(Duration::from_secs(2)).await; // let the layout settle for the picture
         page.screenshot(&artifacts.join("2-graph-expanded.png")).await;
+
+        // The timeline scrubber: moved to a year in the middle of the artist's releases,
+        // the graph keeps only the releases up to it; "All years" brings the rest back.
+        assert!(years.len() >= 2, "the artist's releases span several years: {years:?}");
+        let mid = *years.iter().nth((years.len() - 1) / 2).unwrap();
+        let upto = model
+            .releases()
+            .filter(|r| r.artists.iter().any(|a| a.id == Some(artist)))
+            .filter(|r| r.year.is_some_and(|y| y > 0 && y <= mid))
+            .count();
+        assert!(upto > 0 && upto < releases, "{upto} of {releases} releases up to {mid}");
+        page.wait_until(limit, "the timeline is shown", &format!("{FIGURES}.timeline"), FIGURES).await;
+        assert_eq!(page.eval(&slide_js("year", mid)).await, true);
+        page.wait_until(
+            limit,
+            "only the releases up to the year",
+            &format!(
+                "(() => {{ const f = {FIGURES}; return f.year === '{mid}' && f.releases === {} && f.release_label === 'Releases ({upto} ≤ {mid})'; }})()",
+                upto.min(30)
+            ),
+            FIGURES,
+        )
+        .await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        page.screenshot(&artifacts.join("2b-timeline.png")).await;
+        assert_eq!(page.eval(&click_js("#tl-all")).await, true);
+        page.wait_until(
+            limit,
+            "every release again",
+            &format!(
+                "(() => {{ const f = {FIGURES}; return f.year === null && f.releases === {first} && f.release_label === 'Releases ({releases})'; }})()"
+            ),
+            FIGURES,
+        )
+        .await;
 
         // Trends: the artist's releases per year, one point per year.
         assert_eq!(page.eval(&click_js(r#"#tabs button[data-pane="trends"]"#)).await, true);

@@ -7,6 +7,7 @@ mod api;
 mod browser;
 #[path = "../common/chromium.rs"]
 mod chromium;
+mod timeout;
 mod world;
 
 /// Runs a test body with a time limit, so that a hang fails instead of blocking CI.

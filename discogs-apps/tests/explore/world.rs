@@ -48,6 +48,8 @@ pub(crate) struct Model {
     pub(crate) records: BTreeMap<(u8, u64), Record<'static>>,
     /// Undirected adjacency over the relationship types paths follow.
     pub(crate) adjacency: HashMap<Node, BTreeSet<Node>>,
+    /// The last record of each kind and id as parsed (what the tableinator stored).
+    pub(crate) parsed: BTreeMap<(u8, u64), Record<'static>>,
 }
 
 fn node(kind: &'static str, key: impl ToString) -> Node {
@@ -55,10 +57,14 @@ fn node(kind: &'static str, key: impl ToString) -> Node {
 }
 
 impl Model {
-    fn build(records: BTreeMap<(u8, u64), Record<'static>>) -> Self {
+    fn build(
+        records: BTreeMap<(u8, u64), Record<'static>>,
+        parsed: BTreeMap<(u8, u64), Record<'static>>,
+    ) -> Self {
         let mut m = Model {
             records,
             adjacency: HashMap::new(),
+            parsed,
         };
         let mut edges = Vec::new();
         for r in m.records.values() {
@@ -214,7 +220,7 @@ impl World {
         graph.ensure_schema().await.expect("Neo4j schema");
         let mut table =
             PgSink::new(PgSinkConfig::new(world.pg.url()).schema(&world.schema)).expect("pg sink");
-        let mut records = BTreeMap::new();
+        let (mut records, mut parsed) = (BTreeMap::new(), BTreeMap::new());
         for (file, most) in FILES {
             let (kind, recs) = read_some(&dir.join(file), *most);
             assert!(!recs.is_empty(), "{file}: no records");
@@ -225,10 +231,11 @@ impl World {
                     (kind.code(), r.record.id()),
                     graph_form(&r.record).into_owned(),
                 );
+                parsed.insert((kind.code(), r.record.id()), r.record.clone());
             }
         }
         graph.finish_extraction().await.expect("aggregates");
-        world.model = Model::build(records);
+        world.model = Model::build(records, parsed);
         Some(world)
     }
 

@@ -113,9 +113,10 @@ async function explore(entity) {
   const key = `${r.center.type}:${r.center.id}`;
   addNode({ key, role: "center", type: r.center.type, id: r.center.id, label: r.center.name });
   for (const c of r.categories) {
-    addNode({ key: "cat:" + c.category, role: "category", category: c.category, label: `${c.name} (${c.count})`, count: c.count, loaded: 0 }, key);
+    addNode({ key: "cat:" + c.category, role: "category", category: c.category, name: c.name, label: `${c.name} (${c.count})`, count: c.count, loaded: 0, children: [] }, key);
   }
   render();
+  if (timeline.year != null) await applyYear();
   $("#trend-main").textContent = state.center.name;
   $("#path-from").textContent = state.center.name;
   $("#path-go").disabled = !state.pathTo;
@@ -123,21 +124,98 @@ async function explore(entity) {
   if ($("#pane-trends").classList.contains("active")) drawTrends();
 }
 
-async function expand(cat) {
+// One page of a category (with the timeline's year cut-off when one is set).
+function fetchPage(cat, limit, offset) {
   const c = state.center;
-  const r = await api("/api/expand?" + qs({ type: c.type, ...refParams(c), category: cat.category, limit: PAGE, offset: cat.loaded }));
+  return api("/api/expand?" + qs({ type: c.type, ...refParams(c), category: cat.category, limit, offset, before_year: timeline.year }));
+}
+
+async function expand(cat) {
+  const r = await fetchPage(cat, PAGE, cat.loaded);
+  showPage(cat, r);
+  render();
+}
+
+function showPage(cat, r) {
   removeNode("more:" + cat.category);
   for (const ch of r.children) {
     const id = ch.id ?? ch.name;
     const extra = ch.year ? ` (${ch.year})` : ch.release_count ? ` ×${ch.release_count}` : ch.relation ? ` · ${ch.relation}` : "";
-    addNode({ key: `${ch.type}:${id}`, role: "entity", type: ch.type, id, label: (ch.name || "?") + extra }, cat.key);
+    const key = `${ch.type}:${id}`;
+    addNode({ key, role: "entity", type: ch.type, id, label: (ch.name || "?") + extra }, cat.key);
+    cat.children.push(key);
   }
   cat.loaded = r.offset + r.children.length;
   if (r.has_more) {
     addNode({ key: "more:" + cat.category, role: "more", category: cat.category, label: `Load ${Math.min(PAGE, r.total - cat.loaded)} more…` }, cat.key);
   }
+}
+
+// ---- Timeline scrubber: the graph as it was up to a year ------------------------------
+// The slider sets `before_year` on every expansion; moving it reloads the expanded
+// categories (first page) and the counts of the others, so nodes appear and disappear as
+// the years pass. ▶ plays it at 1 or 10 years a second.
+const timeline = { year: null, min: null, max: null, seq: 0, timer: null };
+
+async function applyYear() {
+  const mine = ++timeline.seq;
+  const cats = graph.nodes.filter((n) => n.role === "category");
+  const pages = await Promise.all(cats.map((cat) => fetchPage(cat, cat.loaded > 0 ? PAGE : 1, 0)));
+  if (mine !== timeline.seq) return; // a later move won
+  cats.forEach((cat, i) => {
+    const r = pages[i];
+    const suffix = timeline.year == null ? "" : ` ≤ ${timeline.year}`;
+    cat.label = `${cat.name} (${r.total}${suffix})`;
+    if (cat.loaded > 0) {
+      for (const key of cat.children) removeNode(key);
+      cat.children = [];
+      cat.loaded = 0;
+      showPage(cat, r);
+    }
+  });
   render();
 }
+
+function setYear(year) {
+  timeline.year = year;
+  $("#year-label").textContent = year == null ? "all years" : `up to ${year}`;
+  if (year != null) $("#year").value = year;
+  $("#timeline").dataset.year = year ?? "";
+  if (state.center) applyYear().catch(showError);
+}
+
+function stopPlaying() {
+  clearInterval(timeline.timer);
+  timeline.timer = null;
+}
+
+function play(step) {
+  stopPlaying();
+  let year = timeline.year == null || timeline.year >= timeline.max ? timeline.min : timeline.year;
+  setYear(year);
+  timeline.timer = setInterval(() => {
+    year = Math.min(timeline.max, year + step);
+    setYear(year);
+    if (year >= timeline.max) stopPlaying();
+  }, 1000);
+}
+
+async function initTimeline() {
+  try {
+    const r = await api("/api/explore/year-range");
+    if (r.min_year == null || r.max_year == null) return;
+    Object.assign(timeline, { min: r.min_year, max: r.max_year });
+    const slider = $("#year");
+    slider.min = r.min_year; slider.max = r.max_year; slider.value = r.max_year;
+    $("#year-min").textContent = r.min_year; $("#year-max").textContent = r.max_year;
+    $("#timeline").hidden = false;
+  } catch (e) { /* no years known: no scrubber */ }
+}
+$("#year").addEventListener("input", (ev) => { stopPlaying(); setYear(Number(ev.target.value)); });
+$("#tl-play1").addEventListener("click", () => play(1));
+$("#tl-play10").addEventListener("click", () => play(10));
+$("#tl-stop").addEventListener("click", stopPlaying);
+$("#tl-all").addEventListener("click", () => { stopPlaying(); setYear(null); });
 
 function onNodeClick(n) {
   if (n.role === "category") { if (n.loaded === 0) expand(n).catch(showError); return; }
@@ -156,12 +234,48 @@ async function showInfo(e) {
     for (const k of ["artists", "labels", "groups", "members", "aliases", "genres", "styles", "sublabels"]) if (d[k] && d[k].length) rows.push(`<dt>${k}</dt><dd><ul>${list(d[k].slice(0, 25))}</ul></dd>`);
     const canCenter = ["artist", "label", "genre", "style"].includes(d.type);
     body.innerHTML = `<h3 data-info-id="${esc(d.id)}">${esc(d.name)}</h3><p>${esc(d.type)}${typeof d.id === "number" ? " #" + d.id : ""}</p><dl>${rows.join("")}</dl>`
+      + recordHtml(d.record)
       + (canCenter ? `<button id="info-center">Explore from here</button> <button id="info-path">Path to here</button>` : "");
     if (canCenter) {
       $("#info-center").onclick = () => explore({ id: d.id, type: d.type }).catch(showError);
       $("#info-path").onclick = () => { state.pathTo = { id: d.id, type: d.type, name: d.name }; $("#path-q").value = d.name; $("#path-go").disabled = !state.center; switchPane("path"); };
     }
   } catch (err) { body.innerHTML = `<p class="error">${esc(err.message)}</p>`; }
+}
+
+// The record the tableinator stored (PostgreSQL): profile, real name, links, track list…
+function recordHtml(rec) {
+  if (!rec) return "";
+  const rows = [];
+  const text = (k, label, max = 800) => {
+    if (rec[k] == null || rec[k] === "") return;
+    const v = String(rec[k]);
+    rows.push(`<dt>${label}</dt><dd class="rec-${k}">${esc(v.length > max ? v.slice(0, max) + "…" : v)}</dd>`);
+  };
+  const items = (k, label, show, most = 30) => {
+    const xs = rec[k];
+    if (!Array.isArray(xs) || !xs.length) return;
+    const more = xs.length > most ? `<li>… ${xs.length - most} more</li>` : "";
+    rows.push(`<dt>${label}</dt><dd><ul class="rec-${k}">${xs.slice(0, most).map((x) => `<li>${show(x)}</li>`).join("")}${more}</ul></dd>`);
+  };
+  const link = (u) => /^https?:\/\//i.test(u) ? `<a href="${esc(u)}" rel="noopener noreferrer" target="_blank">${esc(u)}</a>` : esc(u);
+  const duration = (t) => t.duration ? ` <small>${esc(t.duration)}</small>` : "";
+  text("real_name", "real name");
+  text("profile", "profile");
+  text("contact_info", "contact");
+  text("status", "status");
+  text("country", "country");
+  text("released", "released");
+  text("year", "year");
+  if (rec.main_release != null) rows.push(`<dt>main release</dt><dd class="rec-main_release">#${esc(rec.main_release)}</dd>`);
+  if (rec.parent_label) rows.push(`<dt>parent label</dt><dd>${esc(rec.parent_label.name)}</dd>`);
+  items("formats", "formats", (f) => esc([f.qty && f.qty !== "1" ? f.qty + "×" : "", f.name, ...(f.descriptions || []), f.text].filter(Boolean).join(" ")));
+  items("tracklist", "tracks", (t) => `${t.position ? `<b>${esc(t.position)}</b> ` : ""}${esc(t.title)}${duration(t)}`, 60);
+  items("urls", "links", link, 10);
+  items("name_variations", "name variations", esc, 15);
+  text("notes", "notes", 400);
+  text("data_quality", "data quality");
+  return rows.length ? `<h4>Record</h4><dl class="record">${rows.join("")}</dl>` : "";
 }
 
 function showError(e) { $("#info-body").innerHTML = `<p class="error">${esc(e.message)}</p>`; }
@@ -256,3 +370,4 @@ autocomplete($("#q"), $("#q-type"), $("#suggestions"), (e) => { switchPane("expl
 autocomplete($("#trend-q"), $("#trend-type"), $("#trend-suggestions"), (e) => { state.other = e; drawTrends().catch(() => {}); });
 autocomplete($("#path-q"), $("#path-type"), $("#path-suggestions"), (e) => { state.pathTo = e; $("#path-go").disabled = !state.center; });
 $("#path-go").addEventListener("click", findPath);
+initTimeline();
