@@ -36,8 +36,8 @@ use discogs_bus::{
     process, Admin, AmqpConsumer, Consumer, ConsumerConfig, ConsumerState, Delivery, Handler,
     RetryPolicy, Settled, Topology,
 };
-use discogs_model::wire::{ExtractionComplete, Message};
-use discogs_model::RecordKind;
+use discogs_model::wire::{Batch, ExtractionComplete, Message};
+use discogs_model::{RecordKind, SinkOutcome, SinkRecord};
 use serde_json::{json, Map, Value};
 
 use crate::health::{rfc3339, Status};
@@ -57,9 +57,16 @@ pub struct ConsumerArgs {
     /// Seconds between an idle consumer's looks at its queues.
     #[arg(long, env = "QUEUE_CHECK_INTERVAL", default_value_t = 60)]
     pub queue_check_interval: u64,
-    /// Unacknowledged messages the broker may send ahead, per queue.
-    #[arg(long, env = "CONSUMER_PREFETCH", default_value_t = 8)]
+    /// Unacknowledged messages the broker may send ahead, per queue (enough for two
+    /// writes of `--write-records` at 100 records per message).
+    #[arg(long, env = "CONSUMER_PREFETCH", default_value_t = 40)]
     pub prefetch: u16,
+    /// Records written in one database write at most: batches already delivered (and not
+    /// yet acknowledged) are gathered into one write, then acknowledged together after
+    /// its commit. `1` writes each message on its own.
+    #[arg(long, env = "CONSUMER_WRITE_RECORDS", default_value_t = 2000,
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub write_records: u64,
     /// Minutes to keep retrying a failing write in process before giving the message back
     /// to its queue (keep it below the broker's `consumer_timeout`, 30 minutes).
     #[arg(long, env = "CONSUMER_RETRY_MINUTES", default_value_t = 20)]
@@ -76,6 +83,14 @@ impl ConsumerArgs {
         config.prefetch = self.prefetch.max(1);
         config.idle_check_interval = Duration::from_secs(self.queue_check_interval.max(1));
         config
+    }
+
+    /// [`Self::write_records`] as a count.
+    #[must_use]
+    pub fn write_records_usize(&self) -> usize {
+        usize::try_from(self.write_records)
+            .unwrap_or(usize::MAX)
+            .max(1)
     }
 
     /// The retry policy.
@@ -348,6 +363,54 @@ impl<T: Target> KindHandler<T> {
         self.stats.update(self.kind, |s| s.task = task);
     }
 
+    /// Counts a committed write of `batches` messages.
+    fn count_written(&self, o: &SinkOutcome, batches: u64) {
+        self.metrics.inserted.add(o.inserted);
+        self.metrics.updated.add(o.updated);
+        self.metrics.unchanged.add(o.unchanged);
+        self.metrics.batches.add(batches);
+        self.stats.update(self.kind, |s| {
+            s.batches += batches;
+            s.records += o.total();
+            s.inserted += o.inserted;
+            s.updated += o.updated;
+            s.unchanged += o.unchanged;
+            s.first_record.get_or_insert_with(Instant::now);
+        });
+    }
+
+    /// Writes the batches of `group` (decoded batch messages of one version, see
+    /// [`gather`]) in one write of the target. The sinks keep the last of repeated ids.
+    async fn write_group(&mut self, group: &[Delivery]) -> Result<(), T::Error> {
+        let batches: Vec<&Batch<'static>> = group
+            .iter()
+            .filter_map(|d| match d.message() {
+                Ok(Message::Batch(b)) => Some(b),
+                _ => None,
+            })
+            .collect();
+        let (Some(first), Some(last)) = (batches.first(), batches.last()) else {
+            return Ok(());
+        };
+        self.set_task(format!(
+            "writing batches {}–{} of {} ({} messages)",
+            first.seq,
+            last.seq,
+            first.file,
+            batches.len()
+        ));
+        let records: Vec<SinkRecord<'static>> = batches
+            .iter()
+            .flat_map(|b| b.records.iter().cloned())
+            .collect();
+        let outcome = self
+            .target
+            .write(self.kind, &first.version, &records)
+            .await?;
+        self.count_written(&outcome, u64::try_from(batches.len()).unwrap_or(u64::MAX));
+        Ok(())
+    }
+
     async fn extraction_complete(&mut self, done: &ExtractionComplete<'_>) -> Result<(), T::Error> {
         let version = done.version.as_ref();
         let kind = self.kind;
@@ -403,18 +466,7 @@ impl<T: Target> Handler for KindHandler<T> {
                     .write(kind, &batch.version, &batch.records)
                     .await;
                 if let Ok(o) = &outcome {
-                    self.metrics.inserted.add(o.inserted);
-                    self.metrics.updated.add(o.updated);
-                    self.metrics.unchanged.add(o.unchanged);
-                    self.metrics.batches.inc();
-                    self.stats.update(kind, |s| {
-                        s.batches += 1;
-                        s.records += o.total();
-                        s.inserted += o.inserted;
-                        s.updated += o.updated;
-                        s.unchanged += o.unchanged;
-                        s.first_record.get_or_insert_with(Instant::now);
-                    });
+                    self.count_written(o, 1);
                 }
                 outcome.map(drop)
             }
@@ -471,24 +523,161 @@ fn state_name(state: ConsumerState) -> String {
     }
 }
 
-/// One kind's loop: take a delivery, process it, until shutdown.
+/// How long [`gather`] waits for one more delivery: only messages already on their way
+/// are gathered, so a quiet queue's last batch is written at once.
+const GATHER_LINGER: Duration = Duration::from_millis(20);
+
+/// How many batches one write gathers.
+#[derive(Debug, Clone, Copy)]
+struct Gather {
+    /// Records per write at most.
+    max_records: usize,
+    /// Wait for each further delivery at most.
+    linger: Duration,
+}
+
+/// The batch a delivery carries, if it decodes to one.
+fn batch_of(delivery: &Delivery) -> Option<&Batch<'static>> {
+    match delivery.message() {
+        Ok(Message::Batch(b)) => Some(b),
+        _ => None,
+    }
+}
+
+/// What [`gather`] collected: deliveries to write together, the delivery that ended the
+/// group (processed next, on its own or as the first of the next group), and an error of
+/// the consumer met while gathering (returned after the group is settled).
+struct Gathered {
+    group: Vec<Delivery>,
+    next: Option<Delivery>,
+    error: Option<discogs_bus::BusError>,
+}
+
+/// Starting from `first`, takes further deliveries already on their way (each within
+/// `gather.linger`) while they are batches of the same version and the records stay
+/// within `gather.max_records`. Anything else (a control message, an undecodable body,
+/// another version, a batch that would overflow) ends the group and is handed back, so the
+/// order of the queue is kept.
+async fn gather<C: Consumer>(consumer: &mut C, first: Delivery, gather: Gather) -> Gathered {
+    let mut out = Gathered {
+        group: Vec::new(),
+        next: None,
+        error: None,
+    };
+    let Some(head) = batch_of(&first) else {
+        out.group.push(first);
+        return out;
+    };
+    let version = head.version.to_string();
+    let mut records = head.records.len();
+    out.group.push(first);
+    while records < gather.max_records {
+        let delivery = match tokio::time::timeout(gather.linger, consumer.next()).await {
+            Err(_) => break,
+            Ok(Err(e)) => {
+                out.error = Some(e);
+                break;
+            }
+            Ok(Ok(d)) => d,
+        };
+        match batch_of(&delivery) {
+            Some(b) if b.version == version && records + b.records.len() <= gather.max_records => {
+                records += b.records.len();
+                out.group.push(delivery);
+            }
+            _ => {
+                out.next = Some(delivery);
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// Writes a gathered group in one write and acknowledges each delivery after the commit,
+/// retrying retriable failures in process as [`process`] does. When the write fails for
+/// good (a permanent error: one record may be poison) or retriable failures last
+/// [`RetryPolicy::hold_for`], each delivery goes through [`process`] on its own, which
+/// finds the poison message and dead-letters it alone (and requeues or dead-letters at
+/// the limit, without holding each again for `hold_for`). The sinks' writes are
+/// idempotent, so writing a batch again after a failed group costs nothing.
+async fn process_group<T: Target>(
+    group: Vec<Delivery>,
+    handler: &mut KindHandler<T>,
+    policy: &RetryPolicy,
+) -> Vec<Result<Settled, discogs_bus::BusError>> {
+    use discogs_model::SinkError as _;
+    if group.len() == 1 {
+        let mut group = group;
+        let only = group.pop().expect("one delivery");
+        return vec![process(only, handler, policy).await];
+    }
+    let start = Instant::now();
+    let mut attempts = 0u32;
+    let individual_policy = loop {
+        attempts += 1;
+        match handler.write_group(&group).await {
+            Ok(()) => {
+                let mut settled = Vec::with_capacity(group.len());
+                for d in group {
+                    settled.push(d.ack().await.map(|()| Settled::Acked { attempts }));
+                }
+                return settled;
+            }
+            Err(e) => {
+                handler.metrics.failures.inc();
+                handler.stats.update(handler.kind, |s| s.retries += 1);
+                if !e.is_retriable() {
+                    tracing::warn!(kind = %handler.kind, messages = group.len(), error = %e, "A gathered write failed for good; writing its messages one by one.");
+                    break *policy;
+                }
+                if start.elapsed() >= policy.hold_for {
+                    tracing::warn!(kind = %handler.kind, messages = group.len(), error = %e, "A gathered write kept failing; settling its messages one by one.");
+                    break RetryPolicy {
+                        hold_for: Duration::ZERO,
+                        ..*policy
+                    };
+                }
+                let delay = policy.backoff.delay(attempts - 1);
+                tracing::info!(kind = %handler.kind, error = %e, retry_in = ?delay, "Retriable failure of a gathered write; retrying in process.");
+                tokio::time::sleep(delay).await;
+            }
+        }
+    };
+    let mut settled = Vec::with_capacity(group.len());
+    for d in group {
+        settled.push(process(d, handler, &individual_policy).await);
+    }
+    settled
+}
+
+/// One kind's loop: take a delivery and the batches already on their way behind it,
+/// write them, settle them, until shutdown.
 async fn run_kind<C: Consumer, T: Target>(
     mut consumer: C,
     mut handler: KindHandler<T>,
     policy: RetryPolicy,
+    gathering: Gather,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let kind = handler.kind;
     let stats = handler.stats.clone();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut carried: Option<Delivery> = None;
     loop {
         let state = state_name(consumer.state());
         stats.update(kind, |s| s.state = state);
-        let delivery = tokio::select! {
-            biased;
-            () = shutdown.requested() => break,
-            _ = tick.tick() => continue,
-            delivery = consumer.next() => delivery,
+        if shutdown.is_requested() {
+            break;
+        }
+        let delivery = match carried.take() {
+            Some(d) => Ok(d),
+            None => tokio::select! {
+                biased;
+                () = shutdown.requested() => break,
+                _ = tick.tick() => continue,
+                delivery = consumer.next() => delivery,
+            },
         };
         let delivery = match delivery {
             Ok(d) => d,
@@ -497,8 +686,11 @@ async fn run_kind<C: Consumer, T: Target>(
                 return Err(anyhow::Error::new(e).context(format!("consuming {}", kind.plural())));
             }
         };
+        let Gathered { group, next, error } = gather(&mut consumer, delivery, gathering).await;
+        carried = next;
+        let messages = u64::try_from(group.len()).unwrap_or(u64::MAX);
         handler.stats.update(kind, |s| {
-            s.messages += 1;
+            s.messages += messages;
             s.last_message = Some(SystemTime::now());
         });
         handler.metrics.last_message.set(
@@ -506,26 +698,31 @@ async fn run_kind<C: Consumer, T: Target>(
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64()),
         );
-        let settled = process(delivery, &mut handler, &policy)
-            .await
-            .with_context(|| format!("settling a message of {}", kind.plural()));
-        handler.set_task("waiting for messages");
-        match settled {
-            Ok(Settled::DeadLettered { reason }) => {
-                tracing::warn!(%kind, %reason, "Message dead-lettered.");
-                stats.update(kind, |s| s.dead_lettered += 1);
-            }
-            Ok(Settled::Requeued { reason }) => {
-                tracing::warn!(%kind, %reason, "Message given back to its queue.");
-                stats.update(kind, |s| s.requeued += 1);
-            }
-            Ok(_) => {}
-            // A stale delivery (its channel closed) comes back: not fatal.
-            Err(e) => {
-                tracing::warn!(%kind, error = %format!("{e:#}"), "Settling failed; the broker will deliver the message again.")
+        for settled in process_group(group, &mut handler, &policy).await {
+            match settled {
+                Ok(Settled::DeadLettered { reason }) => {
+                    tracing::warn!(%kind, %reason, "Message dead-lettered.");
+                    stats.update(kind, |s| s.dead_lettered += 1);
+                }
+                Ok(Settled::Requeued { reason }) => {
+                    tracing::warn!(%kind, %reason, "Message given back to its queue.");
+                    stats.update(kind, |s| s.requeued += 1);
+                }
+                Ok(_) => {}
+                // A stale delivery (its channel closed) comes back: not fatal.
+                Err(e) => {
+                    tracing::warn!(%kind, error = %format!("{e:#}"), "Settling failed; the broker will deliver the message again.")
+                }
             }
         }
+        handler.set_task("waiting for messages");
+        if let Some(e) = error {
+            consumer.close().await.ok();
+            return Err(anyhow::Error::new(e).context(format!("consuming {}", kind.plural())));
+        }
     }
+    // A delivery taken but not processed goes back to the queue when the consumer closes.
+    drop(carried);
     handler.set_task("stopped");
     consumer
         .close()
@@ -577,6 +774,8 @@ pub struct ServiceParts {
     pub stats: ConsumerStats,
     /// Stops the service.
     pub shutdown: Shutdown,
+    /// Records gathered into one write at most ([`ConsumerArgs::write_records`]).
+    pub write_records: usize,
 }
 
 /// Runs a consumer service until shutdown or a fatal error: one task per kind with the
@@ -604,6 +803,7 @@ where
         status,
         stats,
         shutdown,
+        write_records,
     } = parts;
     let report_stats = stats.clone();
     status.set_details(move || report_stats.report());
@@ -624,7 +824,17 @@ where
             dead_letters: dead_letters.clone(),
         };
         handler.set_task("waiting for messages");
-        tasks.spawn(run_kind(consumer, handler, policy, shutdown.clone()));
+        let gather = Gather {
+            max_records: write_records.max(1),
+            linger: GATHER_LINGER,
+        };
+        tasks.spawn(run_kind(
+            consumer,
+            handler,
+            policy,
+            gather,
+            shutdown.clone(),
+        ));
     }
     status.set_state("running");
     tracing::info!(consumer = %name, "Consuming the four kinds.");
@@ -715,6 +925,7 @@ pub async fn serve<T: Target>(
             status: status.clone(),
             stats: ConsumerStats::new(metrics.clone()),
             shutdown: shutdown.clone(),
+            write_records: args.write_records_usize(),
         };
         run(
             parts,

@@ -547,6 +547,7 @@ impl<'a> Stages<'a> {
                 status: status.clone(),
                 stats: ConsumerStats::new(metrics.clone()),
                 shutdown: stop.clone(),
+                write_records: args.consumer.write_records_usize(),
             };
             stats.push(parts.stats.clone());
             if args.serve_health {

@@ -105,6 +105,7 @@ impl Env {
             queue_check_interval: 5,
             prefetch: 4,
             retry_minutes: 5,
+            write_records: 2000,
         }
     }
 
@@ -133,6 +134,7 @@ impl Env {
             status: status.clone(),
             stats: stats.clone(),
             shutdown: shutdown.clone(),
+            write_records: Self::args().write_records_usize(),
         };
         let task = tokio::spawn(consumer::run(
             parts,

@@ -151,9 +151,11 @@ async fn timed_out_queries_stop_in_neo4j() {
         if !gone_within(&observer, &marker, 5).await {
             let left = running(&observer, &marker).await;
             for id in &left {
-                let _ = observer
+                // Best effort: the test fails below whatever this answers.
+                observer
                     .run(neo4rs::query("TERMINATE TRANSACTION $id").param("id", id.as_str()))
-                    .await;
+                    .await
+                    .ok();
             }
             panic!("the timed-out query still ran in Neo4j 5 s later: {left:?}");
         }
