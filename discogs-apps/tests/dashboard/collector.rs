@@ -230,8 +230,11 @@ async fn api_metrics_holds_every_source_and_follows_the_writes() {
         let deadline = Instant::now() + Duration::from_secs(20);
         let later = loop {
             let s = dashboard.api_metrics().await;
+            // Each store is read in its own task: one may show the new figures a
+            // collection before another.
             if queue_figure(&s, &play.queue, "messages") == Some(12)
                 && table_rows(&s, &play.scope.schema()) == Some(12)
+                && label_count(&s, &play.label()) == Some(12)
             {
                 break s;
             }
