@@ -84,27 +84,22 @@ async fn timed_out_queries_stop_in_neo4j() {
             "",
         ]);
         let explore = args.build(Metrics::new("explore")).expect("explorer");
-        let direct = neo4rs::Graph::connect(
-            neo4rs::ConfigBuilder::default()
-                .uri(neo.url())
-                .user(user)
-                .password(password)
-                .build()
-                .expect("config"),
-        )
-        .expect("driver");
+        let driver = || {
+            neo4rs::Graph::connect(
+                neo4rs::ConfigBuilder::default()
+                    .uri(neo.url())
+                    .user(user)
+                    .password(password)
+                    .build()
+                    .expect("config"),
+            )
+            .expect("driver")
+        };
+        let direct = driver();
         // `SHOW TRANSACTIONS` and `TERMINATE` go through a driver of their own: checking out
         // the control query's connection again would make neo4rs drain and then close it,
         // which ends the query too.
-        let observer = neo4rs::Graph::connect(
-            neo4rs::ConfigBuilder::default()
-                .uri(neo.url())
-                .user(user)
-                .password(password)
-                .build()
-                .expect("config"),
-        )
-        .expect("driver");
+        let observer = driver();
 
         // Control: the same query with only a client-side limit keeps running in Neo4j
         // after the client gave up (so the check below can tell the difference).
