@@ -382,13 +382,7 @@ impl<T: Target> KindHandler<T> {
     /// Writes the batches of `group` (decoded batch messages of one version, see
     /// [`gather`]) in one write of the target. The sinks keep the last of repeated ids.
     async fn write_group(&mut self, group: &[Delivery]) -> Result<(), T::Error> {
-        let batches: Vec<&Batch<'static>> = group
-            .iter()
-            .filter_map(|d| match d.message() {
-                Ok(Message::Batch(b)) => Some(b),
-                _ => None,
-            })
-            .collect();
+        let batches: Vec<&Batch<'static>> = group.iter().filter_map(batch_of).collect();
         let (Some(first), Some(last)) = (batches.first(), batches.last()) else {
             return Ok(());
         };
