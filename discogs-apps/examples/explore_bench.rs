@@ -2,16 +2,28 @@
 //!
 //! Loads the fixture excerpts (the same as the explore tests: `/work/shared/fixtures` or
 //! `DISCOGS_FIXTURES`) through the real sinks into a Neo4j namespace and a PostgreSQL schema
-//! of its own, serves two explorers in this process — one without cache (every answer from
-//! the databases: "cold"), one with the Redis cache warmed first ("cached") — and sends
-//! each of autocomplete, explore and expand from `--clients` concurrent clients, each with
-//! its own keep-alive connection. Prints p50/p95/p99 and requests per second; removes
-//! what it loaded at the end.
+//! of its own, serves three explorers in this process and sends each of autocomplete,
+//! explore and expand from `--clients` concurrent clients, each with its own keep-alive
+//! connection:
+//!
+//! * "no cache": no cache tier at all, every answer from the databases (after a first pass
+//!   over the inputs, so that the databases' own caches are warm, as in production);
+//! * "Redis": the Redis tier only (in-process tier off), every key warmed first: each
+//!   request is one Redis `GET`;
+//! * "memory + Redis": both tiers, as deployed, every key warmed first: each request is
+//!   answered from the in-process tier (its entries live 10 s; an expired one would be
+//!   fetched from Redis again). The hits per tier during the run are printed, so the
+//!   table says where the answers came from.
+//!
+//! Prints p50/p95/p99 and requests per second; removes what it loaded at the end.
 //!
 //! ```text
 //! eval "$(scripts/services env)"
 //! cargo run --release -p discogs-apps --example explore_bench -- --clients 50 --requests 2000
 //! ```
+//!
+//! `--only autocomplete` (or `explore`, `expand`) runs one endpoint; `--neo4j-connections`
+//! sets the explorers' Neo4j pool (16, the explorer's default).
 
 #[allow(dead_code, unreachable_pub)]
 #[path = "../tests/explore/world.rs"]
@@ -22,7 +34,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use discogs_apps::dashboard::http::HttpClient;
-use world::{Running, World};
+use world::{metric, Running, World};
 
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
@@ -101,8 +113,12 @@ async fn main() {
         .collect();
     artists.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     artists.truncate(500);
-    let cold = Running::start(world.args("", &[])).await;
-    let cached = Running::start(world.args(&world.redis_url(), &[])).await;
+    let conns = arg("--neo4j-connections", 16).to_string();
+    let pool = ["--neo4j-connections", conns.as_str()];
+    let no_memory = [pool[0], pool[1], "--memory-cache-mb", "0"];
+    let cold = Running::start(world.args("", &no_memory)).await;
+    let redis = Running::start(world.args(&world.redis_url(), &no_memory)).await;
+    let both = Running::start(world.args(&world.redis_url(), &pool)).await;
     let mut names = Vec::new();
     for (id, _) in artists.iter().take(200) {
         let v = cold.ok(&format!("/api/node/{id}?type=artist")).await;
@@ -144,33 +160,43 @@ async fn main() {
         "{} artists, {clients} clients, {requests} requests per run",
         artists.len()
     );
-    println!("| endpoint | mode | p50 ms | p95 ms | p99 ms | requests/s |");
-    println!("|---|---|---|---|---|---|");
+    println!("| endpoint | mode | p50 ms | p95 ms | p99 ms | requests/s | hits memory / Redis |");
+    println!("|---|---|---|---|---|---|---|");
+    let only = std::env::args().skip_while(|a| a != "--only").nth(1);
     for (name, paths) in workloads {
+        if only.as_deref().is_some_and(|o| o != name) {
+            continue;
+        }
         let paths = Arc::new(paths);
-        // Cold: no cache, every answer from the databases (their own caches warm after the
-        // first pass, as in production).
-        run(cold.addr, Arc::clone(&paths), clients, paths.len()).await;
-        let (lat, wall) = run(cold.addr, Arc::clone(&paths), clients, requests).await;
-        println!(
-            "| {name} | no cache | {:.1} | {:.1} | {:.1} | {:.0} |",
-            pct(&lat, 500),
-            pct(&lat, 950),
-            pct(&lat, 990),
-            requests as f64 / wall.as_secs_f64()
-        );
-        // Cached: warm every key, then measure.
-        run(cached.addr, Arc::clone(&paths), clients, paths.len()).await;
-        let (lat, wall) = run(cached.addr, Arc::clone(&paths), clients, requests).await;
-        println!(
-            "| {name} | Redis cache | {:.1} | {:.1} | {:.1} | {:.0} |",
-            pct(&lat, 500),
-            pct(&lat, 950),
-            pct(&lat, 990),
-            requests as f64 / wall.as_secs_f64()
-        );
+        for (mode, app) in [
+            ("no cache", &cold),
+            ("Redis", &redis),
+            ("memory + Redis", &both),
+        ] {
+            // A first pass over every input: warms the databases' caches, and stores every
+            // answer in the cache tiers the explorer has.
+            run(app.addr, Arc::clone(&paths), clients, paths.len()).await;
+            let before = app.metrics().await;
+            let (lat, wall) = run(app.addr, Arc::clone(&paths), clients, requests).await;
+            let after = app.metrics().await;
+            let hits = |tier: &str| {
+                let series =
+                    format!("explore_cache_hits_total{{endpoint=\"{name}\",tier=\"{tier}\"}}");
+                metric(&after, &series) - metric(&before, &series)
+            };
+            println!(
+                "| {name} | {mode} | {:.1} | {:.1} | {:.1} | {:.0} | {} / {} |",
+                pct(&lat, 500),
+                pct(&lat, 950),
+                pct(&lat, 990),
+                requests as f64 / wall.as_secs_f64(),
+                hits("memory"),
+                hits("redis"),
+            );
+        }
     }
     cold.stop().await;
-    cached.stop().await;
+    redis.stop().await;
+    both.stop().await;
     world.clean().await;
 }

@@ -231,6 +231,24 @@ impl PgConnectionArgs {
         )
     }
 
+    /// A `tokio_postgres` configuration of these flags (`host[:port]`, `[v6]:port`).
+    ///
+    /// # Errors
+    ///
+    /// When the address's port is not a number.
+    pub fn tokio_config(&self) -> anyhow::Result<tokio_postgres::Config> {
+        let (host, port) = crate::dashboard::split_host_port(&self.postgres_address, 5432)
+            .map_err(|e| anyhow::anyhow!("POSTGRES_ADDRESS {:?}: {e:#}", self.postgres_address))?;
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host(&host)
+            .port(port)
+            .user(&self.postgres_username)
+            .password(self.postgres_password.expose())
+            .dbname(&self.postgres_database);
+        Ok(config)
+    }
+
     /// The host part of the address (for messages).
     #[must_use]
     pub fn host(&self) -> &str {

@@ -170,17 +170,8 @@ impl DashboardArgs {
             .map(|p| p.expose().to_owned())
             .or(amqp.password)
             .unwrap_or_else(|| "guest".into());
-        let pg = &self.postgres;
-        let (host, port) = split_host_port(&pg.postgres_address, 5432)
-            .with_context(|| format!("POSTGRES_ADDRESS {:?}", pg.postgres_address))?;
-        let mut postgres = tokio_postgres::Config::new();
-        postgres
-            .host(&host)
-            .port(port)
-            .user(&pg.postgres_username)
-            .password(pg.postgres_password.expose())
-            .dbname(&pg.postgres_database)
-            .connect_timeout(Duration::from_millis(self.source_timeout_ms));
+        let mut postgres = self.postgres.tokio_config()?;
+        postgres.connect_timeout(Duration::from_millis(self.source_timeout_ms));
         Ok(CollectorConfig {
             services: self.services.clone(),
             rabbitmq: rabbitmq::RabbitTarget {

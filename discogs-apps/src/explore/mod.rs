@@ -45,7 +45,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use crate::config::{Neo4jArgs, Secret, ServiceArgs};
+use crate::config::{Neo4jArgs, PgConnectionArgs, Secret, ServiceArgs};
 use crate::health::{self, Status};
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
@@ -77,24 +77,9 @@ pub struct ExploreArgs {
     /// Neo4j connections.
     #[arg(long, env = "EXPLORE_NEO4J_CONNECTIONS", default_value_t = 16)]
     pub neo4j_connections: usize,
-    /// PostgreSQL `host[:port]`.
-    #[arg(long, env = "POSTGRES_ADDRESS", default_value = "127.0.0.1:5432")]
-    pub postgres_address: String,
-    /// PostgreSQL user.
-    #[arg(long, env = "POSTGRES_USERNAME", default_value = "discogsography")]
-    pub postgres_username: String,
-    /// PostgreSQL password.
-    #[arg(
-        long,
-        env = "POSTGRES_PASSWORD",
-        default_value = "discogsography",
-        hide_default_value = true,
-        hide_env_values = true
-    )]
-    pub postgres_password: Secret,
-    /// PostgreSQL database.
-    #[arg(long, env = "POSTGRES_DATABASE", default_value = "discogsography")]
-    pub postgres_database: String,
+    /// The relational database (server, user, password, database).
+    #[command(flatten)]
+    pub postgres: PgConnectionArgs,
     /// Schema of the tables (the tableinator's `POSTGRES_SCHEMA`).
     #[arg(long, env = "POSTGRES_SCHEMA", default_value = "public")]
     pub postgres_schema: String,
@@ -115,6 +100,13 @@ pub struct ExploreArgs {
     /// Milliseconds a Redis operation may take before the answer comes from the databases.
     #[arg(long, env = "EXPLORE_CACHE_TIMEOUT_MS", default_value_t = 100)]
     pub cache_timeout_ms: u64,
+    /// Megabytes of answers kept in the process, in front of Redis; 0: none.
+    #[arg(long, env = "EXPLORE_MEMORY_CACHE_MB", default_value_t = 64)]
+    pub memory_cache_mb: u64,
+    /// Milliseconds an answer stays in the process (Redis keeps it for the endpoint's time
+    /// to live); 0: no in-process cache.
+    #[arg(long, env = "EXPLORE_MEMORY_CACHE_MS", default_value_t = 10_000)]
+    pub memory_cache_ms: u64,
     /// Seconds a query may take (504 past it).
     #[arg(long, env = "EXPLORE_QUERY_TIMEOUT_SECS", default_value_t = 30)]
     pub query_timeout_secs: u64,
@@ -157,18 +149,17 @@ impl ExploreArgs {
             timeout,
             Duration::from_millis(self.path_timeout_ms),
         );
-        let (host, port) = crate::dashboard::split_host_port(&self.postgres_address, 5432)
-            .with_context(|| format!("POSTGRES_ADDRESS {:?}", self.postgres_address))?;
-        let mut pg = tokio_postgres::Config::new();
-        pg.host(&host)
-            .port(port)
-            .user(&self.postgres_username)
-            .password(self.postgres_password.expose())
-            .dbname(&self.postgres_database);
+        let pg = self.postgres.tokio_config()?;
         let cache = cache::Cache::new(
-            Some(self.redis_url.expose()),
-            &self.cache_prefix,
-            Duration::from_millis(self.cache_timeout_ms.max(1)),
+            &cache::CacheConfig {
+                redis_url: Some(self.redis_url.expose().to_owned()),
+                prefix: self.cache_prefix.clone(),
+                op_timeout: Duration::from_millis(self.cache_timeout_ms.max(1)),
+                memory_bytes: usize::try_from(self.memory_cache_mb)
+                    .unwrap_or(usize::MAX)
+                    .saturating_mul(1 << 20),
+                memory_ttl: Duration::from_millis(self.memory_cache_ms),
+            },
             metrics.clone(),
         )?;
         Ok(web::Explore {

@@ -16,7 +16,8 @@
 //! | `GET /api/search` | `q`, `types`, `genres`, `year_min`, `year_max`, `limit`, `offset` |
 //! | `GET /api/collaborators/{artist_id}` | `limit` |
 //!
-//! Answers carry `X-Cache: hit|miss|off`. `/api/*` is rate-limited per client address.
+//! Answers carry `X-Cache: hit|miss|off`, hits also `X-Cache-Tier: memory|redis`. `/api/*`
+//! is rate-limited per client address.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -32,7 +33,7 @@ use axum::Router;
 use bytes::Bytes;
 use serde_json::Value;
 
-use super::cache::Cache;
+use super::cache::{Cache, Tier};
 use super::graph::GraphQueries;
 use super::limit::RateLimiter;
 use super::params::{parse_id, ApiError, EntityRef, EntityType, Params};
@@ -53,7 +54,7 @@ pub struct Explore {
     pub pg: Arc<PgPool>,
     /// The PostgreSQL schema of the tables.
     pub schema: String,
-    /// The Redis cache.
+    /// The cache (in-process tier, then Redis).
     pub cache: Cache,
     /// Per-client limits.
     pub limiter: Arc<RateLimiter>,
@@ -165,15 +166,15 @@ impl Explore {
         Fut: Future<Output = Result<Value, ApiError>>,
     {
         let key = self.cache.key(endpoint, &params.canonical());
-        let (response, status) = if let Some(body) = self.cache.get(endpoint, &key).await {
-            (json_response(body, "hit"), StatusCode::OK)
+        let (response, status) = if let Some((body, tier)) = self.cache.get(endpoint, &key).await {
+            (json_response(body, "hit", Some(tier)), StatusCode::OK)
         } else {
             match compute().await {
                 Ok(v) => {
                     let body = Bytes::from(serde_json::to_vec(&v).unwrap_or_default());
                     self.cache.put(endpoint, &key, &body).await;
                     let state = if self.cache.enabled() { "miss" } else { "off" };
-                    (json_response(body, state), StatusCode::OK)
+                    (json_response(body, state, None), StatusCode::OK)
                 }
                 Err(err) => {
                     let status = err.status();
@@ -192,10 +193,13 @@ impl Explore {
     }
 }
 
-fn json_response(body: Bytes, cache: &'static str) -> Response {
+fn json_response(body: Bytes, cache: &'static str, tier: Option<Tier>) -> Response {
     let mut r = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
-    r.headers_mut()
-        .insert("x-cache", HeaderValue::from_static(cache));
+    let headers = r.headers_mut();
+    headers.insert("x-cache", HeaderValue::from_static(cache));
+    if let Some(tier) = tier {
+        headers.insert("x-cache-tier", HeaderValue::from_static(tier.as_str()));
+    }
     r
 }
 
