@@ -46,6 +46,15 @@ pub enum PgSinkError {
         #[source]
         source: serde_json::Error,
     },
+    /// A column value of a record could not be encoded for COPY.
+    #[error("encoding a column of record {id} for COPY")]
+    Field {
+        /// The record's id.
+        id: u64,
+        /// The encoder's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// A stored record could not be decoded into the model.
     #[error("decoding stored record {id}")]
     Decode {
@@ -88,6 +97,7 @@ impl PgSinkError {
             | Self::KindMismatch { .. }
             | Self::IdOutOfRange(_)
             | Self::Encode { .. }
+            | Self::Field { .. }
             | Self::Decode { .. } => false,
         }
     }

@@ -14,8 +14,8 @@
 //!   identifiers, companies, videos and images, at a fifth of the cost); views `release_artists`,
 //!   `release_credits`, `release_labels`, `release_genres`, `release_styles`,
 //!   `release_tracks`, `master_artists`.
-//! * **Writes**: unchanged records (same hash) are skipped after one indexed lookup; the
-//!   rest go by binary COPY into staging and one hash-gated upsert
+//! * **Writes**: unchanged records (same hash) are skipped after one indexed lookup per
+//!   connection; the rest go by binary COPY into staging and one hash-gated upsert
 //!   (see [`PgSink`]). A first-load mode copies straight into empty tables and builds the
 //!   indexes afterwards ([`PgSink::begin_first_load`], [`PgSink::finish_first_load`]).
 //! * **Purge** of rows an extraction did not carry, with guards ([`purge`]), and deletion
@@ -39,8 +39,8 @@
 #![deny(missing_docs)]
 
 mod config;
+mod copy;
 mod error;
-mod jsonb;
 pub mod purge;
 mod schema;
 mod sink;

@@ -1,15 +1,12 @@
 //! [`PgSink`]: the write path (hash lookup, binary COPY into staging, one upsert).
 
 use std::collections::HashMap;
-use std::ops::Range;
-use std::pin::pin;
 
 use discogs_model::{Record, RecordHash, RecordKind, Sink, SinkOutcome, SinkRecord};
 use futures_util::future::join_all;
-use tokio_postgres::binary_copy::BinaryCopyInWriter;
-use tokio_postgres::{Client, NoTls, Transaction};
+use tokio_postgres::{Client, NoTls};
 
-use crate::jsonb::JsonbText;
+use crate::copy::CopyWriter;
 use crate::schema::{self, column_list, columns, table};
 use crate::{PgSinkConfig, PgSinkError};
 
@@ -64,13 +61,15 @@ impl KindSql {
 ///
 /// # The write path
 ///
-/// For each batch: drop repeated ids (the last occurrence wins), look up the stored hashes
-/// of the batch's ids (one indexed query), and stop there for records whose hash is
-/// unchanged. The rest are JSON-encoded, sent by binary COPY into a temporary staging
-/// table, and moved by one `INSERT … SELECT … ON CONFLICT (id) DO UPDATE … WHERE
-/// t.sha256 IS DISTINCT FROM EXCLUDED.sha256`, which also keeps a concurrent replica's
-/// unchanged rows from being rewritten. Large batches are split between the connections,
-/// each part in its own transaction, all committed before `write_batch` returns.
+/// For each batch: drop repeated ids (the last occurrence wins) and split the batch between
+/// the connections (one part below 128 records). Each part, on its own connection and in
+/// parallel with the others: look up the stored hashes of its ids (one indexed query) and
+/// stop there for records whose hash is unchanged; encode the rest (JSON with keys in
+/// JSONB order, see `copy.rs`) into binary COPY chunks for a temporary staging table, and
+/// move them by one `INSERT … SELECT … ON CONFLICT (id) DO UPDATE … WHERE t.sha256 IS
+/// DISTINCT FROM EXCLUDED.sha256`, which also keeps a concurrent replica's unchanged rows
+/// from being rewritten. Each part is its own transaction; all are committed before
+/// `write_batch` returns.
 ///
 /// In first-load mode ([`PgSink::begin_first_load`]) rows are copied straight into the
 /// table, whose secondary indexes are built afterwards by [`PgSink::finish_first_load`].
@@ -83,7 +82,6 @@ pub struct PgSink {
     sql: [KindSql; 4],
     first_load: [bool; 4],
     pub(crate) extraction: Option<String>,
-    json: Vec<u8>,
 }
 
 fn slot(kind: RecordKind) -> usize {
@@ -94,7 +92,7 @@ pub(crate) fn big(id: u64) -> Result<i64, PgSinkError> {
     i64::try_from(id).map_err(|_| PgSinkError::IdOutOfRange(id))
 }
 
-fn big_opt(id: Option<u64>) -> Result<Option<i64>, PgSinkError> {
+pub(crate) fn big_opt(id: Option<u64>) -> Result<Option<i64>, PgSinkError> {
     id.map(big).transpose()
 }
 
@@ -115,7 +113,6 @@ impl PgSink {
             sql,
             first_load: [false; 4],
             extraction: None,
-            json: Vec::new(),
         })
     }
 
@@ -303,15 +300,13 @@ impl PgSink {
                 (last.get(&id) == Some(&i)).then_some((id, r))
             })
             .collect();
-        let ids: Vec<i64> = unique.iter().map(|(id, _)| *id).collect();
         self.connect().await?;
 
         let mut committed = 0;
         if self.first_load[slot(kind)] {
-            let rows: Vec<&SinkRecord<'_>> = unique.iter().map(|(_, r)| *r).collect();
-            match self.copy_parts(kind, &rows, true).await {
+            match self.write_parts(kind, &unique, true).await {
                 Ok((inserted, _)) => {
-                    self.record_ids(kind, &ids).await?;
+                    self.record_ids(kind, &unique).await?;
                     return Ok(SinkOutcome {
                         inserted,
                         updated: 0,
@@ -325,30 +320,11 @@ impl PgSink {
                 Err((_, e)) => return Err(e),
             }
         }
-
-        let stored = self.clients[0]
-            .query(&self.sql[slot(kind)].lookup, &[&ids])
+        let (inserted, updated) = self
+            .write_parts(kind, &unique, false)
             .await
-            .map_err(PgSinkError::pg("looking up stored hashes"))?;
-        let stored: HashMap<i64, Vec<u8>> = stored
-            .into_iter()
-            .map(|row| (row.get(0), row.get(1)))
-            .collect();
-        let to_write: Vec<&SinkRecord<'_>> = unique
-            .iter()
-            .filter(|(id, r)| {
-                stored.get(id).map(Vec::as_slice) != Some(r.hash.as_bytes().as_slice())
-            })
-            .map(|(_, r)| *r)
-            .collect();
-        let (inserted, updated) = if to_write.is_empty() {
-            (0, 0)
-        } else {
-            self.copy_parts(kind, &to_write, false)
-                .await
-                .map_err(|(_, e)| e)?
-        };
-        self.record_ids(kind, &ids).await?;
+            .map_err(|(_, e)| e)?;
+        self.record_ids(kind, &unique).await?;
         let inserted = inserted + committed;
         tracing::debug!(
             kind = %kind,
@@ -365,8 +341,13 @@ impl PgSink {
         })
     }
 
-    async fn record_ids(&mut self, kind: RecordKind, ids: &[i64]) -> Result<(), PgSinkError> {
+    async fn record_ids(
+        &mut self,
+        kind: RecordKind,
+        rows: &[(i64, &SinkRecord<'_>)],
+    ) -> Result<(), PgSinkError> {
         if let Some(extraction) = &self.extraction {
+            let ids: Vec<i64> = rows.iter().map(|(id, _)| *id).collect();
             self.clients[0]
                 .execute(
                     &self.sql[slot(kind)].record_ids,
@@ -378,53 +359,28 @@ impl PgSink {
         Ok(())
     }
 
-    /// Encodes `rows` and writes them over the connections in parallel. Returns `(inserted,
-    /// updated)`, or the first error with the rows that parts which did commit inserted.
-    async fn copy_parts(
+    /// Splits `rows` between the connections and writes the parts in parallel (see
+    /// [`write_part`]). Returns `(inserted, updated)`, or the first error with the rows that
+    /// parts which did commit inserted.
+    async fn write_parts(
         &mut self,
         kind: RecordKind,
-        rows: &[&SinkRecord<'_>],
+        rows: &[(i64, &SinkRecord<'_>)],
         direct: bool,
     ) -> Result<(u64, u64), (u64, PgSinkError)> {
-        let mut json = std::mem::take(&mut self.json);
-        json.clear();
-        let mut ranges = Vec::with_capacity(rows.len());
-        for r in rows {
-            let start = json.len();
-            let encoded = match &r.record {
-                Record::Artist(x) => serde_json::to_writer(&mut json, x),
-                Record::Label(x) => serde_json::to_writer(&mut json, x),
-                Record::Master(x) => serde_json::to_writer(&mut json, x),
-                Record::Release(x) => serde_json::to_writer(&mut json, x),
-            };
-            if let Err(source) = encoded {
-                self.json = json;
-                return Err((
-                    0,
-                    PgSinkError::Encode {
-                        id: r.record.id(),
-                        source,
-                    },
-                ));
-            }
-            ranges.push(start..json.len());
-        }
         let streams = if rows.len() < PARALLEL_MIN_ROWS {
             1
         } else {
             self.clients.len()
         };
-        let per = rows.len().div_ceil(streams);
+        let per = rows.len().div_ceil(streams).max(1);
         let sql = &self.sql[slot(kind)];
         let parts = self
             .clients
             .iter_mut()
-            .zip(rows.chunks(per).zip(ranges.chunks(per)))
-            .map(|(client, (rows, ranges))| {
-                write_part(client, sql, kind, rows, ranges, &json, direct)
-            });
+            .zip(rows.chunks(per))
+            .map(|(client, rows)| write_part(client, sql, rows, direct));
         let results = join_all(parts).await;
-        self.json = json;
         let (mut inserted, mut updated, mut error) = (0, 0, None);
         for result in results {
             match result {
@@ -453,17 +409,37 @@ impl PgSink {
     }
 }
 
-/// One transaction: COPY `rows` into the table (`direct`) or into staging followed by the
-/// upsert. Returns `(inserted, updated)`.
+/// One part of a batch on one connection. `direct` (first load): COPY the rows straight
+/// into the table, in one transaction. Otherwise: look up the stored hashes of the part's
+/// ids, stop there for unchanged records, and COPY the rest into staging followed by the
+/// upsert, in one transaction. Returns `(inserted, updated)`.
 async fn write_part(
     client: &mut Client,
     sql: &KindSql,
-    kind: RecordKind,
-    rows: &[&SinkRecord<'_>],
-    ranges: &[Range<usize>],
-    json: &[u8],
+    rows: &[(i64, &SinkRecord<'_>)],
     direct: bool,
 ) -> Result<(u64, u64), PgSinkError> {
+    let to_write: Vec<&SinkRecord<'_>> = if direct {
+        rows.iter().map(|(_, r)| *r).collect()
+    } else {
+        let ids: Vec<i64> = rows.iter().map(|(id, _)| *id).collect();
+        let stored: HashMap<i64, Vec<u8>> = client
+            .query(&sql.lookup, &[&ids])
+            .await
+            .map_err(PgSinkError::pg("looking up stored hashes"))?
+            .into_iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect();
+        rows.iter()
+            .filter(|(id, r)| {
+                stored.get(id).map(Vec::as_slice) != Some(r.hash.as_bytes().as_slice())
+            })
+            .map(|(_, r)| *r)
+            .collect()
+    };
+    if to_write.is_empty() {
+        return Ok((0, 0));
+    }
     let tx = client
         .transaction()
         .await
@@ -473,7 +449,11 @@ async fn write_part(
     } else {
         &sql.copy_stage
     };
-    let copied = copy_rows(&tx, copy, kind, rows, ranges, json).await?;
+    let mut writer = CopyWriter::start(&tx, copy).await?;
+    for r in &to_write {
+        writer.row(r).await?;
+    }
+    let copied = writer.finish().await?;
     let counts = if direct {
         (copied, 0)
     } else {
@@ -488,72 +468,6 @@ async fn write_part(
         .await
         .map_err(PgSinkError::pg("committing a batch"))?;
     Ok(counts)
-}
-
-async fn copy_rows(
-    tx: &Transaction<'_>,
-    copy: &str,
-    kind: RecordKind,
-    rows: &[&SinkRecord<'_>],
-    ranges: &[Range<usize>],
-    json: &[u8],
-) -> Result<u64, PgSinkError> {
-    let pg = PgSinkError::pg;
-    let types: Vec<_> = columns(kind).iter().map(|(_, t)| t.clone()).collect();
-    let sink = tx.copy_in(copy).await.map_err(pg("starting COPY"))?;
-    let mut writer = pin!(BinaryCopyInWriter::new(sink, &types));
-    for (r, range) in rows.iter().zip(ranges) {
-        let id = big(r.record.id())?;
-        let sha: &[u8] = r.hash.as_bytes();
-        let data = JsonbText(&json[range.clone()]);
-        let written = match &r.record {
-            Record::Artist(a) => {
-                writer
-                    .as_mut()
-                    .write(&[&id, &sha, &a.name, &a.real_name, &data])
-                    .await
-            }
-            Record::Label(l) => {
-                let parent = big_opt(l.parent_label.as_ref().and_then(|p| p.id))?;
-                writer
-                    .as_mut()
-                    .write(&[&id, &sha, &l.name, &parent, &data])
-                    .await
-            }
-            Record::Master(m) => {
-                let year = m.year.map(i32::from);
-                let main = big_opt(m.main_release)?;
-                writer
-                    .as_mut()
-                    .write(&[
-                        &id, &sha, &m.title, &year, &main, &m.genres, &m.styles, &data,
-                    ])
-                    .await
-            }
-            Record::Release(r) => {
-                let year = r.year.map(i32::from);
-                let master = big_opt(r.master_id)?;
-                writer
-                    .as_mut()
-                    .write(&[
-                        &id,
-                        &sha,
-                        &r.title,
-                        &year,
-                        &r.released,
-                        &r.country,
-                        &r.status,
-                        &master,
-                        &r.genres,
-                        &r.styles,
-                        &data,
-                    ])
-                    .await
-            }
-        };
-        written.map_err(pg("sending COPY rows"))?;
-    }
-    writer.finish().await.map_err(pg("finishing COPY"))
 }
 
 impl Sink for PgSink {
