@@ -40,10 +40,10 @@ fn main() -> anyhow::Result<()> {
     let mut batch = Vec::with_capacity(5_000);
     for item in reader {
         match item?.map_err(anyhow::Error::msg)? {
-            Item::Changed { record, hash, .. } => {
+            Item::Changed { record, .. } => {
                 changed += 1;
                 if fill {
-                    batch.push((record.id(), hash));
+                    batch.push((record.id(), record.hash()));
                     if batch.len() == 5_000 {
                         store.record(kind, &batch)?;
                         batch.clear();

@@ -16,7 +16,9 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use discogs_model::wire::{Batch, ExtractionComplete, FileComplete, Message, Removed};
+use discogs_model::wire::{
+    Batch, EncodedRecord, ExtractionComplete, FileComplete, Message, Removed,
+};
 use discogs_model::{RecordKind, SinkRecord};
 use tokio::sync::Notify;
 
@@ -398,6 +400,12 @@ impl Publisher for MemoryPublisher {
         });
         self.open()?.accepted_records += 1;
         Ok(())
+    }
+
+    async fn publish_encoded(&mut self, record: &EncodedRecord) -> Result<(), BusError> {
+        // The in-process bus carries typed records: decode what was encoded.
+        let decoded = record.decode()?;
+        self.publish(&decoded).await
     }
 
     async fn end_file(&mut self) -> Result<FileComplete<'static>, BusError> {

@@ -2,7 +2,7 @@
 
 use std::future::Future;
 
-use discogs_model::wire::{ExtractionComplete, FileComplete};
+use discogs_model::wire::{EncodedRecord, ExtractionComplete, FileComplete};
 use discogs_model::{RecordKind, SinkRecord};
 
 use crate::BusError;
@@ -104,6 +104,17 @@ pub trait Publisher: Send {
     fn publish(
         &mut self,
         record: &SinkRecord<'_>,
+    ) -> impl Future<Output = Result<(), BusError>> + Send;
+
+    /// [`publish`](Self::publish) for a record encoded beforehand, e.g. on the thread that
+    /// parsed it ([`EncodedRecord`]); a broker publisher only appends its bytes.
+    ///
+    /// # Errors
+    ///
+    /// As [`Publisher::publish`].
+    fn publish_encoded(
+        &mut self,
+        record: &EncodedRecord,
     ) -> impl Future<Output = Result<(), BusError>> + Send;
 
     /// Sends the last, partial batch, waits until the broker confirmed every batch of the

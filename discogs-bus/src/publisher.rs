@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use discogs_model::wire::{
-    BatchEncoder, ExtractionComplete, FileComplete, Message, MessageType, Removed, WireError,
+    BatchEncoder, EncodedRecord, ExtractionComplete, FileComplete, Message, MessageType, Removed,
+    WireError,
 };
 use discogs_model::{RecordKind, SinkRecord};
 use futures_util::FutureExt;
@@ -544,6 +545,70 @@ impl AmqpPublisher {
     }
 }
 
+/// A record handed to [`AmqpPublisher::accept`]: typed, or encoded beforehand.
+#[derive(Clone, Copy)]
+enum Staged<'r, 'a> {
+    Record(&'r SinkRecord<'a>),
+    Encoded(&'r EncodedRecord),
+}
+
+impl Staged<'_, '_> {
+    fn kind_and_id(self) -> (RecordKind, u64) {
+        match self {
+            Self::Record(r) => (r.record.kind(), r.record.id()),
+            Self::Encoded(r) => (r.kind(), r.id()),
+        }
+    }
+
+    fn stage(self, encoder: &mut BatchEncoder) -> Result<usize, WireError> {
+        match self {
+            Self::Record(r) => encoder.stage(r),
+            Self::Encoded(r) => encoder.stage_encoded(r),
+        }
+    }
+}
+
+impl AmqpPublisher {
+    /// Adds one record to the current batch (see [`Publisher::publish`]).
+    async fn accept(&mut self, record: Staged<'_, '_>) -> Result<(), BusError> {
+        let open = self.open_file()?;
+        if open.completing {
+            return Err(BusError::Usage(format!(
+                "file {} is being completed: no more records",
+                open.progress.file.file
+            )));
+        }
+        let kind = open.progress.file.kind;
+        let (record_kind, id) = record.kind_and_id();
+        if record_kind != kind {
+            return Err(WireError::KindMismatch {
+                batch: kind,
+                record: record_kind,
+                id,
+            }
+            .into());
+        }
+        if !self.encoding {
+            self.start_batch();
+        }
+        record.stage(&mut self.encoder)?;
+        if !self.encoder.is_empty() && self.encoder.len_with_staged() > self.config.max_bytes {
+            self.close_batch();
+            self.start_batch();
+        }
+        if self.outbox.iter().any(|o| matches!(o.state, State::Unsent)) {
+            // Not accepted yet: on error the caller publishes the same record again.
+            self.pump(false).await?;
+        }
+        self.encoder.commit();
+        self.open_file()?.progress.accepted_records += 1;
+        if self.encoder.records() >= self.config.max_records {
+            self.close_batch();
+        }
+        Ok(())
+    }
+}
+
 impl Publisher for AmqpPublisher {
     fn begin_file(&mut self, file: FileRef, resume: Resume) -> Result<(), BusError> {
         if let Some(open) = &self.open {
@@ -574,40 +639,11 @@ impl Publisher for AmqpPublisher {
     }
 
     async fn publish(&mut self, record: &SinkRecord<'_>) -> Result<(), BusError> {
-        let open = self.open_file()?;
-        if open.completing {
-            return Err(BusError::Usage(format!(
-                "file {} is being completed: no more records",
-                open.progress.file.file
-            )));
-        }
-        let kind = open.progress.file.kind;
-        if record.record.kind() != kind {
-            return Err(WireError::KindMismatch {
-                batch: kind,
-                record: record.record.kind(),
-                id: record.record.id(),
-            }
-            .into());
-        }
-        if !self.encoding {
-            self.start_batch();
-        }
-        self.encoder.stage(record)?;
-        if !self.encoder.is_empty() && self.encoder.len_with_staged() > self.config.max_bytes {
-            self.close_batch();
-            self.start_batch();
-        }
-        if self.outbox.iter().any(|o| matches!(o.state, State::Unsent)) {
-            // Not accepted yet: on error the caller publishes the same record again.
-            self.pump(false).await?;
-        }
-        self.encoder.commit();
-        self.open_file()?.progress.accepted_records += 1;
-        if self.encoder.records() >= self.config.max_records {
-            self.close_batch();
-        }
-        Ok(())
+        self.accept(Staged::Record(record)).await
+    }
+
+    async fn publish_encoded(&mut self, record: &EncodedRecord) -> Result<(), BusError> {
+        self.accept(Staged::Encoded(record)).await
     }
 
     async fn end_file(&mut self) -> Result<FileComplete<'static>, BusError> {

@@ -744,6 +744,36 @@ impl BatchEncoder {
         Ok(self.body.len() - at)
     }
 
+    /// [`stage`](Self::stage) for a record encoded before: appends its bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`WireError::KindMismatch`] when the record is not of the started batch's kind.
+    pub fn stage_encoded(&mut self, record: &EncodedRecord) -> Result<usize, WireError> {
+        let kind = self.kind.unwrap_or(record.kind);
+        if record.kind != kind {
+            return Err(WireError::KindMismatch {
+                batch: kind,
+                record: record.kind,
+                id: record.id,
+            });
+        }
+        if self.kind.is_none() {
+            self.carry.clear();
+            self.carry.extend_from_slice(&record.json);
+            return Ok(self.carry.len());
+        }
+        let end = self.committed_end();
+        self.body.truncate(end);
+        if self.records > 0 {
+            self.body.push(b',');
+        }
+        let at = self.body.len();
+        self.body.extend_from_slice(&record.json);
+        self.staged = Some(at);
+        Ok(record.json.len())
+    }
+
     /// Adds the staged record to the batch.
     pub fn commit(&mut self) {
         if self.staged.take().is_some() {
@@ -788,6 +818,98 @@ impl BatchEncoder {
         self.kind = None;
         self.records = 0;
         std::mem::take(&mut self.body)
+    }
+}
+
+/// One record already in its wire form, `{"sha256":…,"record":{…}}`, as it goes into a
+/// batch body.
+///
+/// Encoding is most of a publisher's work. An `EncodedRecord` is made where the record is
+/// (on a parser's worker thread, borrowing the parser's buffer), so the record need not be
+/// copied into owned text to cross threads, and the publisher only appends bytes
+/// ([`BatchEncoder::stage_encoded`]). The bytes are those [`BatchEncoder::stage`] writes
+/// for the same record.
+///
+/// ```
+/// use discogs_model::wire::{BatchEncoder, EncodedRecord};
+/// use discogs_model::{Label, Record, RecordKind, SinkRecord};
+///
+/// let record = SinkRecord::new(Record::from(Label { id: 1, name: "Planet E".into(), ..Default::default() }));
+/// let encoded = EncodedRecord::new(&record)?;
+/// assert_eq!((encoded.kind(), encoded.id()), (RecordKind::Label, 1));
+/// assert_eq!(encoded.decode()?, record);
+///
+/// let (mut a, mut b) = (BatchEncoder::new(), BatchEncoder::new());
+/// a.start(RecordKind::Label, "20260101", "discogs_20260101_labels.xml.gz", 0);
+/// b.start(RecordKind::Label, "20260101", "discogs_20260101_labels.xml.gz", 0);
+/// a.stage(&record)?;
+/// b.stage_encoded(&encoded)?;
+/// a.commit();
+/// b.commit();
+/// assert_eq!(a.finish(), b.finish());
+/// # Ok::<(), discogs_model::wire::WireError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedRecord {
+    kind: RecordKind,
+    id: u64,
+    hash: RecordHash,
+    json: Vec<u8>,
+}
+
+impl EncodedRecord {
+    /// Encodes `record` with its hash.
+    ///
+    /// # Errors
+    ///
+    /// [`WireError::Json`] if serialisation fails (it does not for records the parser
+    /// makes).
+    pub fn new(record: &SinkRecord<'_>) -> Result<Self, WireError> {
+        let mut json = Vec::with_capacity(512);
+        serde_json::to_writer(&mut json, &WireRecord(record))?;
+        Ok(Self {
+            kind: record.record.kind(),
+            id: record.record.id(),
+            hash: record.hash,
+            json,
+        })
+    }
+
+    /// The record's kind.
+    #[must_use]
+    pub fn kind(&self) -> RecordKind {
+        self.kind
+    }
+
+    /// The record's id.
+    #[must_use]
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The record's hash.
+    #[must_use]
+    pub fn hash(&self) -> RecordHash {
+        self.hash
+    }
+
+    /// The JSON bytes.
+    #[must_use]
+    pub fn as_json(&self) -> &[u8] {
+        &self.json
+    }
+
+    /// Decodes the record again, borrowing its text from `self`.
+    ///
+    /// # Errors
+    ///
+    /// [`WireError::Json`] if the bytes are not a record of this kind (they are, when
+    /// made by [`EncodedRecord::new`]).
+    pub fn decode(&self) -> Result<SinkRecord<'_>, WireError> {
+        let mut de = serde_json::Deserializer::from_slice(&self.json);
+        let record = RecordSeed(self.kind).deserialize(&mut de)?;
+        de.end()?;
+        Ok(record)
     }
 }
 

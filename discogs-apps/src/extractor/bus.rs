@@ -4,8 +4,8 @@
 use std::time::SystemTime;
 
 use discogs_bus::{FileRef, Publisher, Resume};
-use discogs_model::wire::{ExtractionComplete, RecordCounts};
-use discogs_model::{RecordKind, SinkRecord};
+use discogs_model::wire::{EncodedRecord, ExtractionComplete, RecordCounts};
+use discogs_model::RecordKind;
 
 use super::publish::Outlet;
 use super::state::ResumePoint;
@@ -31,8 +31,8 @@ impl<P: Publisher> Outlet for BusOutlet<P> {
             .begin_file(FileRef::new(kind, version, file), resume)?)
     }
 
-    async fn publish(&mut self, record: &SinkRecord<'_>) -> anyhow::Result<()> {
-        Ok(self.0.publish(record).await?)
+    async fn publish(&mut self, record: &EncodedRecord) -> anyhow::Result<()> {
+        Ok(self.0.publish_encoded(record).await?)
     }
 
     async fn flush(&mut self) -> anyhow::Result<()> {

@@ -23,7 +23,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use discogs_model::{RecordHash, RecordKind, SinkRecord};
+use discogs_model::wire::EncodedRecord;
+use discogs_model::{RecordHash, RecordKind};
 
 use super::hashstore::{HashStore, IdSet};
 use super::progress::Progress;
@@ -53,7 +54,7 @@ pub trait Outlet: Send {
     /// are unconfirmed).
     fn publish(
         &mut self,
-        record: &SinkRecord<'_>,
+        record: &EncodedRecord,
     ) -> impl Future<Output = anyhow::Result<()>> + Send;
 
     /// Sends the partial batch and waits for every confirm.
@@ -149,8 +150,7 @@ struct Pending {
 
 enum Msg {
     Changed {
-        record: Box<discogs_model::Record<'static>>,
-        hash: RecordHash,
+        record: EncodedRecord,
         offset: u64,
         index: u64,
     },
@@ -260,16 +260,12 @@ pub async fn publish_file<O: Outlet>(
         match msg {
             Some(Msg::Changed {
                 record,
-                hash,
                 offset,
                 index,
             }) => {
-                let id = record.id();
+                let (id, hash) = (record.id(), record.hash());
                 outlet
-                    .publish(&SinkRecord {
-                        record: *record,
-                        hash,
-                    })
+                    .publish(&record)
                     .await
                     .with_context(|| format!("publishing {kind} {id} of {file}"))?;
                 published_total.inc();
@@ -605,15 +601,9 @@ fn spawn_reader(
                     match item {
                         Ok(Ok(item)) => {
                             seen.insert(item.id());
-                            if let Item::Changed {
-                                record,
-                                hash,
-                                offset,
-                            } = item
-                            {
+                            if let Item::Changed { record, offset } = item {
                                 let msg = Msg::Changed {
                                     record,
-                                    hash,
                                     offset,
                                     index,
                                 };

@@ -1,13 +1,14 @@
 //! Reading a dump file with change detection: every record is parsed and hashed on the
 //! parser's worker threads, which also compare the hash with the hash store's snapshot,
-//! so only new and changed records leave the workers as owned records. Records before
+//! so only new and changed records leave the workers, already encoded for the bus. Records before
 //! the resume point are only counted (their ids are still needed to find removed ids).
 
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use discogs_model::{Record, RecordHash};
+use discogs_model::wire::EncodedRecord;
+use discogs_model::SinkRecord;
 use discogs_parse::{DumpReader, ParallelReader, ReadOptions};
 
 use super::hashstore::Snapshot;
@@ -17,10 +18,9 @@ use super::hashstore::Snapshot;
 pub enum Item {
     /// New, or its hash differs from the stored one (or a full publish was asked for).
     Changed {
-        /// The record, owned (boxed: the variants stay small in the workers' queues).
-        record: Box<Record<'static>>,
-        /// Its hash.
-        hash: RecordHash,
+        /// The record with its hash, encoded for the bus on the worker thread (no owned
+        /// copy of its text is made, and the publisher only appends bytes).
+        record: EncodedRecord,
         /// Its byte offset in the XML stream.
         offset: u64,
     },
@@ -103,10 +103,12 @@ pub fn scan(path: &Path, snapshot: Snapshot, options: ScanOptions) -> anyhow::Re
                 return Ok(Item::Unchanged { id, offset });
             }
         }
-        Ok(Item::Changed {
+        let record = SinkRecord {
+            record: parsed.record,
             hash: parsed.hash,
-            record: Box::new(parsed.record.into_owned()),
-            offset,
-        })
+        };
+        let record =
+            EncodedRecord::new(&record).map_err(|e| format!("encoding record {id}: {e}"))?;
+        Ok(Item::Changed { record, offset })
     }))
 }

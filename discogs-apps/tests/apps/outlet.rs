@@ -6,7 +6,8 @@ use std::time::SystemTime;
 
 use discogs_apps::extractor::publish::Outlet;
 use discogs_apps::extractor::state::ResumePoint;
-use discogs_model::{RecordHash, RecordKind, SinkRecord};
+use discogs_model::wire::EncodedRecord;
+use discogs_model::{RecordHash, RecordKind};
 
 /// One batch as sent.
 #[derive(Debug, Clone)]
@@ -90,11 +91,14 @@ impl Outlet for RecordingOutlet {
         Ok(())
     }
 
-    async fn publish(&mut self, record: &SinkRecord<'_>) -> anyhow::Result<()> {
+    async fn publish(&mut self, record: &EncodedRecord) -> anyhow::Result<()> {
         if self.fail_after.is_some_and(|n| self.accepted >= n) {
             anyhow::bail!("broker connection lost (test)");
         }
-        self.open.push((record.record.id(), record.hash));
+        // What a consumer would read back: the record and the hash it travels with.
+        let decoded = record.decode()?;
+        anyhow::ensure!(decoded.record.id() == record.id() && decoded.hash == record.hash());
+        self.open.push((record.id(), record.hash()));
         self.accepted += 1;
         if let Some((n, shutdown)) = &self.shutdown_after {
             if self.accepted == *n {
