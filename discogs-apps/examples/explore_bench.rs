@@ -15,11 +15,15 @@
 //!   fetched from Redis again). The hits per tier during the run are printed, so the
 //!   table says where the answers came from.
 //!
-//! Prints p50/p95/p99 and requests per second; removes what it loaded at the end.
+//! Prints p50/p95/p99, requests per second and the CPU time per request: of this process
+//! (explorers and clients: "bench"), of Neo4j (with `--neo4j-pid <pid>`; else 0) and of the
+//! rest of the machine (Redis, PostgreSQL, and whatever else runs: "rest"); a first row
+//! measures `/health` (no database, no cache) as the floor of the clients and the HTTP
+//! stack. Removes what it loaded at the end.
 //!
 //! ```text
 //! eval "$(scripts/services env)"
-//! cargo run --release -p discogs-apps --example explore_bench -- --clients 50 --requests 2000
+//! cargo run --release -p discogs-apps --example explore_bench -- --clients 50 --requests 10000
 //! ```
 //!
 //! `--only autocomplete` (or `explore`, `expand`) runs one endpoint; `--neo4j-connections`
@@ -43,6 +47,48 @@ fn arg(name: &str, default: usize) -> usize {
         .and_then(|i| args.get(i + 1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// CPU time of a process (`self` or a pid) in clock ticks, from Linux's `/proc` (0 elsewhere).
+fn process_ticks(pid: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // The numeric fields after the command's closing parenthesis (the state letter
+            // is skipped): utime and stime are the 11th and 12th.
+            let rest = s.rsplit_once(')')?.1;
+            let f: Vec<u64> = rest
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            Some(f.get(10)? + f.get(11)?)
+        })
+        .unwrap_or(0)
+}
+
+/// CPU time in clock ticks: this process's (explorers and clients), Neo4j's (when
+/// `--neo4j-pid` is given), and the whole machine's busy time.
+fn cpu_ticks() -> (u64, u64, u64) {
+    let own = process_ticks("self");
+    let neo4j = std::env::args()
+        .skip_while(|a| a != "--neo4j-pid")
+        .nth(1)
+        .map_or(0, |pid| process_ticks(&pid));
+    let machine = std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|s| {
+            let f: Vec<u64> = s
+                .lines()
+                .next()?
+                .split_whitespace()
+                .skip(1)
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            // Everything but idle and iowait.
+            Some(f.iter().sum::<u64>() - f.get(3)? - f.get(4)?)
+        })
+        .unwrap_or(0);
+    (own, neo4j, machine)
 }
 
 /// Sends `requests` GETs of `paths` (round robin) from `clients` tasks; returns the sorted
@@ -92,6 +138,36 @@ async fn run(
 fn pct(sorted: &[Duration], permille: usize) -> f64 {
     let i = (sorted.len() - 1) * permille / 1000;
     sorted[i].as_secs_f64() * 1000.0
+}
+
+/// Prints a table row; `cpu0` and `cpu` are [`cpu_ticks`] at the start and the end of the
+/// run.
+#[allow(clippy::too_many_arguments)]
+fn row(
+    name: &str,
+    mode: &str,
+    lat: &[Duration],
+    wall: Duration,
+    requests: usize,
+    tiers: &str,
+    cpu0: (u64, u64, u64),
+    cpu: (u64, u64, u64),
+) {
+    // Clock ticks are 10 ms (USER_HZ 100).
+    let per = |ticks: u64| ticks as f64 * 10_000.0 / requests as f64;
+    let own = cpu.0.saturating_sub(cpu0.0);
+    let neo4j = cpu.1.saturating_sub(cpu0.1);
+    let rest = cpu.2.saturating_sub(cpu0.2).saturating_sub(own + neo4j);
+    println!(
+        "| {name} | {mode} | {:.1} | {:.1} | {:.1} | {:.0} | {tiers} | {:.0} / {:.0} / {:.0} |",
+        pct(lat, 500),
+        pct(lat, 950),
+        pct(lat, 990),
+        requests as f64 / wall.as_secs_f64(),
+        per(own),
+        per(neo4j),
+        per(rest),
+    );
 }
 
 #[tokio::main]
@@ -160,8 +236,26 @@ async fn main() {
         "{} artists, {clients} clients, {requests} requests per run",
         artists.len()
     );
-    println!("| endpoint | mode | p50 ms | p95 ms | p99 ms | requests/s | hits memory / Redis |");
-    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| endpoint | mode | p50 ms | p95 ms | p99 ms | requests/s | hits memory / Redis | CPU µs/request: bench / Neo4j / rest |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    // A row for the floor: `/health` (no database, no cache), the same clients and server
+    // stack.
+    let health = Arc::new(vec!["/health".to_owned()]);
+    run(both.health, Arc::clone(&health), clients, clients).await;
+    let cpu0 = cpu_ticks();
+    let (lat, wall) = run(both.health, health, clients, requests).await;
+    row(
+        "/health",
+        "(floor)",
+        &lat,
+        wall,
+        requests,
+        "–",
+        cpu0,
+        cpu_ticks(),
+    );
     let only = std::env::args().skip_while(|a| a != "--only").nth(1);
     for (name, paths) in workloads {
         if only.as_deref().is_some_and(|o| o != name) {
@@ -177,22 +271,17 @@ async fn main() {
             // answer in the cache tiers the explorer has.
             run(app.addr, Arc::clone(&paths), clients, paths.len()).await;
             let before = app.metrics().await;
+            let cpu0 = cpu_ticks();
             let (lat, wall) = run(app.addr, Arc::clone(&paths), clients, requests).await;
+            let cpu = cpu_ticks();
             let after = app.metrics().await;
             let hits = |tier: &str| {
                 let series =
                     format!("explore_cache_hits_total{{endpoint=\"{name}\",tier=\"{tier}\"}}");
                 metric(&after, &series) - metric(&before, &series)
             };
-            println!(
-                "| {name} | {mode} | {:.1} | {:.1} | {:.1} | {:.0} | {} / {} |",
-                pct(&lat, 500),
-                pct(&lat, 950),
-                pct(&lat, 990),
-                requests as f64 / wall.as_secs_f64(),
-                hits("memory"),
-                hits("redis"),
-            );
+            let tiers = format!("{} / {}", hits("memory"), hits("redis"));
+            row(name, mode, &lat, wall, requests, &tiers, cpu0, cpu);
         }
     }
     cold.stop().await;
