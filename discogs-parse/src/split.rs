@@ -35,6 +35,8 @@ pub(crate) struct Splitter<R> {
     input: R,
     file: Arc<str>,
     buf: Vec<u8>,
+    /// Bytes of `buf` holding input (the rest is scratch space for the next read).
+    filled: usize,
     /// First byte of `buf` not yet handed out.
     start: usize,
     /// Stream offset of `buf[0]`.
@@ -75,7 +77,8 @@ impl<R: Read> Splitter<R> {
         let mut s = Self {
             input,
             file,
-            buf: Vec::with_capacity(READ_SIZE),
+            buf: Vec::new(),
+            filled: 0,
             start: 0,
             base: 0,
             eof: false,
@@ -123,7 +126,7 @@ impl<R: Read> Splitter<R> {
     fn truncated(&self, detail: impl Into<String>) -> Error {
         Error::Truncated {
             file: self.file.clone(),
-            offset: self.base + self.buf.len() as u64,
+            offset: self.base + self.filled as u64,
             records: self.records,
             detail: detail.into(),
         }
@@ -136,7 +139,8 @@ impl<R: Read> Splitter<R> {
             return Ok(false);
         }
         if self.start > 0 {
-            self.buf.drain(..self.start);
+            self.buf.copy_within(self.start..self.filled, 0);
+            self.filled -= self.start;
             self.base += self.start as u64;
             self.start = 0;
         }
@@ -145,45 +149,47 @@ impl<R: Read> Splitter<R> {
             return Err(Error::Io {
                 file: self.file.clone(),
                 what: "reading",
-                offset: self.base + self.buf.len() as u64,
+                offset: self.base + self.filled as u64,
                 records: self.records,
                 source,
             });
         }
-        let len = self.buf.len();
-        self.buf.reserve(READ_SIZE);
-        let n = loop {
-            // `take(..).read_to_end` reads into the spare capacity without zeroing it.
-            match (&mut self.input)
-                .take(READ_SIZE as u64)
-                .read_to_end(&mut self.buf)
-            {
-                Ok(n) => break n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+        let len = self.filled;
+        // The buffer past `filled` stays initialised from earlier reads: growing it is the
+        // only time it is zeroed (reading into a `Vec`'s spare capacity through a reader
+        // that only implements `read` zeroes it on every call).
+        if self.buf.len() < len + READ_SIZE {
+            self.buf.resize(len + READ_SIZE, 0);
+        }
+        let mut n = 0;
+        while n < READ_SIZE {
+            match self.input.read(&mut self.buf[len + n..len + READ_SIZE]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(source) => {
                     // Keep what was read before the error (whole records may be in it);
                     // report the error when more data is needed.
+                    self.filled = len + n;
                     self.pending = Some(source);
-                    return if self.buf.len() > len {
-                        Ok(true)
-                    } else {
-                        self.fill()
-                    };
+                    return if n > 0 { Ok(true) } else { self.fill() };
                 }
             }
-        };
+        }
+        self.filled = len + n;
         if n == 0 {
             self.eof = true;
         }
-        if self.buf.capacity() > 4 * READ_SIZE && self.buf.len() < READ_SIZE {
-            self.buf.shrink_to(2 * READ_SIZE);
+        if self.buf.len() > 4 * READ_SIZE && self.filled < READ_SIZE {
+            self.buf.truncate(2 * READ_SIZE);
+            self.buf.shrink_to_fit();
         }
         Ok(n > 0)
     }
 
     /// Makes sure `start + rel + n` bytes are buffered if the input has them.
     fn ensure(&mut self, rel: usize, n: usize) -> Result<bool, Error> {
-        while self.buf.len() < self.start + rel + n {
+        while self.filled < self.start + rel + n {
             if !self.fill()? {
                 return Ok(false);
             }
@@ -194,18 +200,18 @@ impl<R: Read> Splitter<R> {
     fn detect(&mut self) -> Result<(), Error> {
         loop {
             // Skip a byte-order mark and white space.
-            if !self.ensure(0, 3)? && self.buf.len() == self.start {
+            if !self.ensure(0, 3)? && self.filled == self.start {
                 return Err(self.not_a_dump(self.start, "the input is empty"));
             }
-            if self.buf[self.start..].starts_with(b"\xEF\xBB\xBF") {
+            if self.buf[self.start..self.filled].starts_with(b"\xEF\xBB\xBF") {
                 self.start += 3;
             }
-            while self.start < self.buf.len()
+            while self.start < self.filled
                 && matches!(self.buf[self.start], b' ' | b'\t' | b'\n' | b'\r')
             {
                 self.start += 1;
             }
-            if self.start == self.buf.len() {
+            if self.start == self.filled {
                 if self.base + self.start as u64 > MAX_PROLOGUE as u64 || !self.fill()? {
                     return Err(self.not_a_dump(self.start, "no XML element found"));
                 }
@@ -219,14 +225,14 @@ impl<R: Read> Splitter<R> {
                 ));
             }
             self.ensure(0, 2)?;
-            let next = self.buf.get(self.start + 1).copied();
+            let next = self.buf[..self.filled].get(self.start + 1).copied();
             if matches!(next, Some(b'?') | Some(b'!')) {
                 self.skip_markup()?;
                 continue;
             }
             // An element: read its name.
             let name_len = loop {
-                let avail = &self.buf[self.start + 1..];
+                let avail = &self.buf[self.start + 1..self.filled];
                 if let Some(i) = avail.iter().position(|&b| is_delimiter(b)) {
                     break i;
                 }
@@ -250,7 +256,7 @@ impl<R: Read> Splitter<R> {
             if name.ends_with(b"s") {
                 // The root element: step over its start tag.
                 loop {
-                    if let Some(gt) = memchr(b'>', &self.buf[self.start..]) {
+                    if let Some(gt) = memchr(b'>', &self.buf[self.start..self.filled]) {
                         self.start += gt + 1;
                         break;
                     }
@@ -269,10 +275,10 @@ impl<R: Read> Splitter<R> {
     /// Steps over a comment, processing instruction or declaration at `start`.
     fn skip_markup(&mut self) -> Result<(), Error> {
         self.ensure(0, 4)?;
-        let comment = self.buf[self.start..].starts_with(b"<!--");
+        let comment = self.buf[self.start..self.filled].starts_with(b"<!--");
         let mut from = 0;
         loop {
-            let hay = &self.buf[self.start + from..];
+            let hay = &self.buf[self.start + from..self.filled];
             let found = if comment {
                 memmem::find(hay, b"-->").map(|i| i + 3)
             } else {
@@ -282,7 +288,7 @@ impl<R: Read> Splitter<R> {
                 self.start += from + end;
                 return Ok(());
             }
-            from = (self.buf.len() - self.start).saturating_sub(2);
+            from = (self.filled - self.start).saturating_sub(2);
             if !self.fill()? {
                 return Err(self.truncated("a comment or declaration is not closed"));
             }
@@ -293,8 +299,8 @@ impl<R: Read> Splitter<R> {
     pub(crate) fn next_span(&mut self) -> Result<Option<Span>, Error> {
         let elem_len = self.kind.element().len();
         loop {
-            let Some(rel) = memchr(b'<', &self.buf[self.start..]) else {
-                self.start = self.buf.len();
+            let Some(rel) = memchr(b'<', &self.buf[self.start..self.filled]) else {
+                self.start = self.filled;
                 if self.fill()? {
                     continue;
                 }
@@ -309,7 +315,7 @@ impl<R: Read> Splitter<R> {
             self.start += rel;
             // Enough bytes to recognise `</releases>` or `<release `.
             self.ensure(0, elem_len + 4)?;
-            let rest = &self.buf[self.start + 1..];
+            let rest = &self.buf[self.start + 1..self.filled];
             if rest.starts_with(self.kind.element().as_bytes())
                 && rest.get(elem_len).is_some_and(|&b| is_delimiter(b))
             {
@@ -332,12 +338,12 @@ impl<R: Read> Splitter<R> {
     /// Steps over the tag at `start` (up to its `>`).
     fn skip_tag(&mut self) -> Result<(), Error> {
         loop {
-            if let Some(gt) = memchr(b'>', &self.buf[self.start..]) {
+            if let Some(gt) = memchr(b'>', &self.buf[self.start..self.filled]) {
                 self.start += gt + 1;
                 return Ok(());
             }
             if !self.fill()? {
-                self.start = self.buf.len();
+                self.start = self.filled;
                 return Err(self.truncated("a tag at the top level is not closed"));
             }
         }
@@ -349,7 +355,7 @@ impl<R: Read> Splitter<R> {
         let end_len = elem_len + 3;
         // A self-closing record (`<release id="1"/>`) ends at its start tag.
         let gt = loop {
-            if let Some(gt) = memchr(b'>', &self.buf[self.start..]) {
+            if let Some(gt) = memchr(b'>', &self.buf[self.start..self.filled]) {
                 break gt;
             }
             if !self.fill()? {
@@ -363,9 +369,11 @@ impl<R: Read> Splitter<R> {
         let mut scan = gt + 1; // where to look for nested start tags
         let mut search = gt + 1; // where to look for the next end tag
         loop {
-            let found = self.end_tag.find(&self.buf[self.start + search..]);
+            let found = self
+                .end_tag
+                .find(&self.buf[self.start + search..self.filled]);
             let Some(i) = found else {
-                search = (self.buf.len() - self.start)
+                search = (self.filled - self.start)
                     .saturating_sub(end_len - 1)
                     .max(search);
                 if !self.fill()? {

@@ -126,6 +126,69 @@ static NAME_END: [bool; 256] = {
     t
 };
 
+/// `0x01` in every byte of a word, for the word-at-a-time scans below.
+const ONES: u64 = 0x0101_0101_0101_0101;
+/// The high bit of every byte of a word.
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// The eight bytes of `bytes` at `i`, as a little-endian word (the first byte lowest).
+#[inline]
+fn word_at(bytes: &[u8], i: usize) -> Option<u64> {
+    let eight: [u8; 8] = bytes.get(i..i + 8)?.try_into().ok()?;
+    Some(u64::from_le_bytes(eight))
+}
+
+/// A word with the high bit set in each byte of `w` equal to `b`. Only the lowest set bit
+/// is exact (a borrow can mark bytes above it), which is all the scans need.
+#[inline]
+fn bytes_equal(w: u64, b: u8) -> u64 {
+    let v = w ^ (ONES * u64::from(b));
+    v.wrapping_sub(ONES) & !v & HIGHS
+}
+
+/// As [`bytes_equal`], for the bytes of `w` below `n` (`n` at most 0x80).
+#[inline]
+fn bytes_below(w: u64, n: u8) -> u64 {
+    w.wrapping_sub(ONES * u64::from(n)) & !w & HIGHS
+}
+
+/// Offset of the byte a match mask marks first.
+#[inline]
+fn first_marked(mask: u64) -> usize {
+    (mask.trailing_zeros() / 8) as usize
+}
+
+/// Position of the first `>` at or after `i`, eight bytes at a time (tag names are short,
+/// and a byte loop mispredicts its exit on every tag).
+#[inline]
+fn find_gt(bytes: &[u8], mut i: usize) -> Option<usize> {
+    while let Some(w) = word_at(bytes, i) {
+        let m = bytes_equal(w, b'>');
+        if m != 0 {
+            return Some(i + first_marked(m));
+        }
+        i += 8;
+    }
+    bytes[i..].iter().position(|&b| b == b'>').map(|p| i + p)
+}
+
+/// End of the element name starting at `i`: the first white space, `/` or `>` (or
+/// other control byte, which the reader has removed before parsing), eight bytes at a time.
+#[inline]
+fn name_end(bytes: &[u8], mut i: usize) -> usize {
+    while let Some(w) = word_at(bytes, i) {
+        let m = bytes_below(w, 0x21) | bytes_equal(w, b'/') | bytes_equal(w, b'>');
+        if m != 0 {
+            return i + first_marked(m);
+        }
+        i += 8;
+    }
+    while i < bytes.len() && !NAME_END[usize::from(bytes[i])] {
+        i += 1;
+    }
+    i
+}
+
 fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
@@ -168,11 +231,11 @@ impl<'a> Tokenizer<'a> {
         let tag = match bytes.get(lt + 1) {
             Some(b'/') => {
                 let name_start = lt + 2;
-                let Some(gt) = bytes[name_start..].iter().position(|&b| b == b'>') else {
+                let Some(gt) = find_gt(bytes, name_start) else {
                     return err(lt, "end tag is not closed");
                 };
-                self.pos = name_start + gt + 1;
-                Tag::End(trim(&self.src[name_start..name_start + gt]))
+                self.pos = gt + 1;
+                Tag::End(trim(&self.src[name_start..gt]))
             }
             Some(b'!' | b'?') => self.skip_markup(lt)?,
             Some(_) => Tag::Start(self.read_start(lt)?),
@@ -206,10 +269,7 @@ impl<'a> Tokenizer<'a> {
     fn read_start(&mut self, lt: usize) -> XmlResult<Start<'a>> {
         let bytes = self.src.as_bytes();
         let name_start = lt + 1;
-        let mut i = name_start;
-        while i < bytes.len() && !NAME_END[usize::from(bytes[i])] {
-            i += 1;
-        }
+        let i = name_end(bytes, name_start);
         if i == name_start {
             return err(lt, "'<' is not followed by an element name");
         }
@@ -566,6 +626,29 @@ mod tests {
     fn attrs_in_any_quote_and_order() {
         let pairs: Vec<_> = Attrs::new(r#" catno='SK 1' name="Svek"  id = "5" "#).collect();
         assert_eq!(pairs, [("catno", "SK 1"), ("name", "Svek"), ("id", "5")]);
+    }
+
+    #[test]
+    fn word_scans_find_the_first_match_at_every_position() {
+        for len in 0..24 {
+            for at in 0..len {
+                let mut s = vec![b'a'; len];
+                s[at] = b'>';
+                // A second match further on, and a byte that borrows, must not confuse it.
+                if at + 2 < len {
+                    s[at + 2] = b'>';
+                    s[at + 1] = 0x00;
+                }
+                assert_eq!(find_gt(&s, 0), Some(at), "{s:?}");
+                for delimiter in [b' ', b'\t', b'\n', b'\r', b'/', b'>'] {
+                    s[at] = delimiter;
+                    assert_eq!(name_end(&s, 0), at, "{s:?}");
+                }
+            }
+            let s = vec![0xC3; len];
+            assert_eq!(find_gt(&s, 0), None);
+            assert_eq!(name_end(&s, 0), len);
+        }
     }
 
     #[test]
