@@ -122,6 +122,12 @@ pub(crate) fn indexes(kind: RecordKind) -> &'static [(&'static str, &'static str
 
 /// `CREATE INDEX IF NOT EXISTS` for every secondary index of `kind`.
 pub(crate) fn create_indexes_sql(schema: &str, kind: RecordKind) -> String {
+    create_index_statements(schema, kind).concat()
+}
+
+/// One `CREATE INDEX IF NOT EXISTS …;\n` statement per secondary index of `kind`, in the
+/// order of [`indexes`].
+pub(crate) fn create_index_statements(schema: &str, kind: RecordKind) -> Vec<String> {
     let t = table(kind);
     indexes(kind)
         .iter()
