@@ -177,7 +177,7 @@ impl RecordParser {
         bytes: &'a [u8],
         offset: u64,
     ) -> Result<ParsedRecord<'a>, RecordError> {
-        if let Ok(src) = std::str::from_utf8(bytes) {
+        if let Ok(src) = simdutf8::basic::from_utf8(bytes) {
             if !has_forbidden_controls(bytes) {
                 return self.parse_str(src, offset);
             }

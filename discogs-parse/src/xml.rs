@@ -172,6 +172,38 @@ fn find_gt(bytes: &[u8], mut i: usize) -> Option<usize> {
     bytes[i..].iter().position(|&b| b == b'>').map(|p| i + p)
 }
 
+/// Whether the `len` bytes at `a` and at `b` in `bytes` are equal: one or two word
+/// compares for names up to 16 bytes (a call to `memcmp` costs more than the compare).
+#[inline]
+fn same_at(bytes: &[u8], a: usize, b: usize, len: usize) -> bool {
+    if len <= 16 {
+        if let (Some(x), Some(y)) = (word_at(bytes, a), word_at(bytes, b)) {
+            let low = len.min(8);
+            let mask = if low == 8 {
+                u64::MAX
+            } else {
+                (1u64 << (8 * low)) - 1
+            };
+            if (x ^ y) & mask != 0 {
+                return false;
+            }
+            if len <= 8 {
+                return true;
+            }
+            if let (Some(x), Some(y)) = (word_at(bytes, a + 8), word_at(bytes, b + 8)) {
+                let high = len - 8;
+                let mask = if high == 8 {
+                    u64::MAX
+                } else {
+                    (1u64 << (8 * high)) - 1
+                };
+                return (x ^ y) & mask == 0;
+            }
+        }
+    }
+    bytes.get(a..a + len) == bytes.get(b..b + len)
+}
+
 /// End of the element name starting at `i`: the first white space, `/` or `>` (or
 /// other control byte, which the reader has removed before parsing), eight bytes at a time.
 #[inline]
@@ -321,12 +353,12 @@ impl<'a> Tokenizer<'a> {
         let bytes = self.src.as_bytes();
         if let Some(rel) = find_text_end(&bytes[self.pos..]) {
             let lt = self.pos + rel;
-            let name = start.name.as_bytes();
-            let after = lt + 2 + name.len();
+            let name_len = start.name.len();
+            let after = lt + 2 + name_len;
             if bytes[lt] == b'<'
                 && bytes.get(lt + 1) == Some(&b'/')
                 && bytes.get(after) == Some(&b'>')
-                && &bytes[lt + 2..after] == name
+                && same_at(bytes, lt + 2, start.offset + 1, name_len)
             {
                 let raw = &self.src[self.pos..lt];
                 self.pos = after + 1;
@@ -649,6 +681,19 @@ mod tests {
             assert_eq!(find_gt(&s, 0), None);
             assert_eq!(name_end(&s, 0), len);
         }
+    }
+
+    #[test]
+    fn same_at_compares_exactly_the_given_bytes() {
+        let src = b"<abcdefghijklmnopq></abcdefghijklmnopX>....................";
+        for len in 0..=17 {
+            // Equal up to the 17th byte, which differs ('q' against 'X').
+            assert_eq!(same_at(src, 1, 21, len), len < 17, "len {len}");
+        }
+        // Near the end, where no whole word is left, and out of range.
+        let short = b"<ab></ab>";
+        assert!(same_at(short, 1, 6, 2));
+        assert!(!same_at(short, 1, 6, 4));
     }
 
     #[test]
