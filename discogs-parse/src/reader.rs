@@ -153,10 +153,13 @@ pub(crate) struct RecordParser {
 
 /// `true` when `bytes` holds a C0 control character other than tab, LF and CR.
 fn has_forbidden_controls(bytes: &[u8]) -> bool {
+    // One compare per byte finds the chunks with any control character (most have none,
+    // and the rest mostly line feeds); only those are looked at byte by byte.
     bytes.chunks(64).any(|chunk| {
-        chunk.iter().fold(false, |acc, &b| {
-            acc | ((b < 0x20) & (b != b'\t') & (b != b'\n') & (b != b'\r'))
-        })
+        chunk.iter().fold(false, |acc, &b| acc | (b < 0x20))
+            && chunk
+                .iter()
+                .any(|&b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r'))
     })
 }
 
@@ -416,5 +419,34 @@ impl Iterator for DumpReader {
 
     fn next(&mut self) -> Option<Self::Item> {
         self.next_record().map(|r| r.map(ParsedRecord::into_owned))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forbidden_controls_anywhere_but_not_tab_lf_cr() {
+        for len in [1usize, 63, 64, 65, 200] {
+            for at in [0, len / 2, len - 1] {
+                let mut bytes = vec![b'a'; len];
+                for allowed in [b'\t', b'\n', b'\r'] {
+                    bytes[at] = allowed;
+                    assert!(
+                        !has_forbidden_controls(&bytes),
+                        "{allowed:#x} at {at}/{len}"
+                    );
+                }
+                for forbidden in [0x00, 0x01, 0x08, 0x0b, 0x0c, 0x1f] {
+                    bytes[at] = forbidden;
+                    assert!(
+                        has_forbidden_controls(&bytes),
+                        "{forbidden:#x} at {at}/{len}"
+                    );
+                }
+            }
+        }
+        assert!(!has_forbidden_controls("Björk\u{80}\u{7f} ".as_bytes()));
     }
 }
