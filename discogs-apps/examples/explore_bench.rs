@@ -55,14 +55,10 @@ fn process_ticks(pid: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
         .and_then(|s| {
-            // The numeric fields after the command's closing parenthesis (the state letter
-            // is skipped): utime and stime are the 11th and 12th.
-            let rest = s.rsplit_once(')')?.1;
-            let f: Vec<u64> = rest
-                .split_whitespace()
-                .filter_map(|x| x.parse().ok())
-                .collect();
-            Some(f.get(10)? + f.get(11)?)
+            // The fields after the command's closing parenthesis, from the state (field 3):
+            // utime and stime are fields 14 and 15.
+            let f: Vec<&str> = s.rsplit_once(')')?.1.split_whitespace().collect();
+            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
         })
         .unwrap_or(0)
 }
