@@ -716,32 +716,9 @@ impl BatchEncoder {
     ///
     /// [`WireError::KindMismatch`] when the record is not of the started batch's kind.
     pub fn stage(&mut self, record: &SinkRecord<'_>) -> Result<usize, WireError> {
-        let kind = self.kind.unwrap_or(record.record.kind());
-        if record.record.kind() != kind {
-            return Err(WireError::KindMismatch {
-                batch: kind,
-                record: record.record.kind(),
-                id: record.record.id(),
-            });
-        }
-        if self.kind.is_none() {
-            self.carry.clear();
-            serde_json::to_writer(&mut self.carry, &WireRecord(record))?;
-            return Ok(self.carry.len());
-        }
-        let end = self.committed_end();
-        self.body.truncate(end);
-        if self.records > 0 {
-            self.body.push(b',');
-        }
-        let at = self.body.len();
-        if let Err(e) = serde_json::to_writer(&mut self.body, &WireRecord(record)) {
-            self.body.truncate(end);
-            self.staged = None;
-            return Err(e.into());
-        }
-        self.staged = Some(at);
-        Ok(self.body.len() - at)
+        self.stage_with(record.record.kind(), record.record.id(), |out| {
+            Ok(serde_json::to_writer(out, &WireRecord(record))?)
+        })
     }
 
     /// [`stage`](Self::stage) for a record encoded before: appends its bytes.
@@ -750,17 +727,30 @@ impl BatchEncoder {
     ///
     /// [`WireError::KindMismatch`] when the record is not of the started batch's kind.
     pub fn stage_encoded(&mut self, record: &EncodedRecord) -> Result<usize, WireError> {
-        let kind = self.kind.unwrap_or(record.kind);
-        if record.kind != kind {
+        self.stage_with(record.kind, record.id, |out| {
+            out.extend_from_slice(&record.json);
+            Ok(())
+        })
+    }
+
+    /// Stages the record of `kind` and `id` that `write` appends to a buffer.
+    fn stage_with(
+        &mut self,
+        kind: RecordKind,
+        id: u64,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), WireError>,
+    ) -> Result<usize, WireError> {
+        let batch = self.kind.unwrap_or(kind);
+        if kind != batch {
             return Err(WireError::KindMismatch {
-                batch: kind,
-                record: record.kind,
-                id: record.id,
+                batch,
+                record: kind,
+                id,
             });
         }
         if self.kind.is_none() {
             self.carry.clear();
-            self.carry.extend_from_slice(&record.json);
+            write(&mut self.carry)?;
             return Ok(self.carry.len());
         }
         let end = self.committed_end();
@@ -769,9 +759,13 @@ impl BatchEncoder {
             self.body.push(b',');
         }
         let at = self.body.len();
-        self.body.extend_from_slice(&record.json);
+        if let Err(e) = write(&mut self.body) {
+            self.body.truncate(end);
+            self.staged = None;
+            return Err(e);
+        }
         self.staged = Some(at);
-        Ok(record.json.len())
+        Ok(self.body.len() - at)
     }
 
     /// Adds the staged record to the batch.
