@@ -369,14 +369,7 @@ impl Publisher for MemoryPublisher {
                 open.file.file, file.file
             )));
         }
-        self.open = Some(FileProgress {
-            file,
-            accepted_records: resume.records,
-            batches: resume.batches,
-            confirmed_batches: resume.batches,
-            confirmed_records: resume.records,
-            removed: 0,
-        });
+        self.open = Some(FileProgress::starting(file, resume));
         Ok(())
     }
 

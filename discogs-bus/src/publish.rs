@@ -60,6 +60,19 @@ pub struct FileProgress {
 }
 
 impl FileProgress {
+    /// The progress of `file` as [`Publisher::begin_file`] starts it: everything up to
+    /// `resume` accepted and confirmed, nothing removed yet.
+    pub(crate) fn starting(file: FileRef, resume: Resume) -> Self {
+        Self {
+            file,
+            accepted_records: resume.records,
+            batches: resume.batches,
+            confirmed_batches: resume.batches,
+            confirmed_records: resume.records,
+            removed: 0,
+        }
+    }
+
     /// What to hand to [`Publisher::begin_file`] in a later run to continue after the
     /// confirmed batches.
     #[must_use]

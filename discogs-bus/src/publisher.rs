@@ -624,14 +624,7 @@ impl Publisher for AmqpPublisher {
             )));
         }
         self.open = Some(OpenFile {
-            progress: FileProgress {
-                file,
-                accepted_records: resume.records,
-                batches: resume.batches,
-                confirmed_batches: resume.batches,
-                confirmed_records: resume.records,
-                removed: 0,
-            },
+            progress: FileProgress::starting(file, resume),
             completing: false,
         });
         self.encoding = false;
