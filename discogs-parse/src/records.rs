@@ -13,6 +13,28 @@ use crate::xml::{decode_text, Attrs, Start, Tag, Tokenizer, XmlError, XmlResult}
 
 /// Parses the one record in `src` (which starts at or before the record's start tag).
 pub(crate) fn parse_record<'a>(kind: RecordKind, src: &'a str) -> XmlResult<Record<'a>> {
+    let mut record = empty_record(kind);
+    parse_record_into(src, &mut record)?;
+    Ok(record)
+}
+
+/// An empty record of `kind`, for [`parse_record_into`] to fill.
+#[inline]
+pub(crate) fn empty_record<'a>(kind: RecordKind) -> Record<'a> {
+    match kind {
+        RecordKind::Artist => Record::Artist(Artist::default()),
+        RecordKind::Label => Record::Label(Label::default()),
+        RecordKind::Master => Record::Master(Master::default()),
+        RecordKind::Release => Record::Release(Release::default()),
+    }
+}
+
+/// Parses the one record in `src` into `out`, an empty record of the dump's kind (see
+/// [`empty_record`]). Filling the caller's record in place spares copying a record of
+/// several hundred bytes through every layer on the way out, which for short records
+/// (artists average 316 bytes of XML) costs as much as a part of the parse.
+pub(crate) fn parse_record_into<'a>(src: &'a str, out: &mut Record<'a>) -> XmlResult<()> {
+    let kind = out.kind();
     let mut t = Tokenizer::new(src);
     let root = loop {
         match t.next_tag()?.1 {
@@ -32,12 +54,12 @@ pub(crate) fn parse_record<'a>(kind: RecordKind, src: &'a str) -> XmlResult<Reco
             message: format!("expected <{}>, found <{}>", kind.element(), root.name).into(),
         });
     }
-    Ok(match kind {
-        RecordKind::Artist => Record::Artist(artist(&mut t, &root)?),
-        RecordKind::Label => Record::Label(label(&mut t, &root)?),
-        RecordKind::Master => Record::Master(master(&mut t, &root)?),
-        RecordKind::Release => Record::Release(release(&mut t, &root)?),
-    })
+    match out {
+        Record::Artist(a) => artist(&mut t, &root, a),
+        Record::Label(l) => label(&mut t, &root, l),
+        Record::Master(m) => master(&mut t, &root, m),
+        Record::Release(r) => release(&mut t, &root, r),
+    }
 }
 
 /// `None` for empty text.
@@ -212,8 +234,7 @@ fn id_attr(start: &Start<'_>) -> XmlResult<u64> {
     Ok(0)
 }
 
-fn artist<'a>(t: &mut Tokenizer<'a>, root: &Start<'a>) -> XmlResult<Artist<'a>> {
-    let mut a = Artist::default();
+fn artist<'a>(t: &mut Tokenizer<'a>, root: &Start<'a>, a: &mut Artist<'a>) -> XmlResult<()> {
     t.children(root, |t, c| {
         match c.name {
             "id" => a.id = record_id(&t.text(&c)?, c.offset)?,
@@ -230,12 +251,10 @@ fn artist<'a>(t: &mut Tokenizer<'a>, root: &Start<'a>) -> XmlResult<Artist<'a>> 
             _ => t.skip(&c)?,
         }
         Ok(())
-    })?;
-    Ok(a)
+    })
 }
 
-fn label<'a>(t: &mut Tokenizer<'a>, root: &Start<'a>) -> XmlResult<Label<'a>> {
-    let mut l = Label::default();
+fn label<'a>(t: &mut Tokenizer<'a>, root: &Start<'a>, l: &mut Label<'a>) -> XmlResult<()> {
     t.children(root, |t, c| {
         match c.name {
             "id" => l.id = record_id(&t.text(&c)?, c.offset)?,
@@ -255,15 +274,11 @@ fn label<'a>(t: &mut Tokenizer<'a>, root: &Start<'a>) -> XmlResult<Label<'a>> {
             _ => t.skip(&c)?,
         }
         Ok(())
-    })?;
-    Ok(l)
+    })
 }
 
-fn master<'a>(t: &mut Tokenizer<'a>, root: &Start<'a>) -> XmlResult<Master<'a>> {
-    let mut m = Master {
-        id: id_attr(root)?,
-        ..Master::default()
-    };
+fn master<'a>(t: &mut Tokenizer<'a>, root: &Start<'a>, m: &mut Master<'a>) -> XmlResult<()> {
+    m.id = id_attr(root)?;
     t.children(root, |t, c| {
         match c.name {
             "main_release" => m.main_release = id_value(&t.text(&c)?, c.offset)?,
@@ -279,8 +294,7 @@ fn master<'a>(t: &mut Tokenizer<'a>, root: &Start<'a>) -> XmlResult<Master<'a>> 
             _ => t.skip(&c)?,
         }
         Ok(())
-    })?;
-    Ok(m)
+    })
 }
 
 fn release_labels<'a>(
@@ -411,11 +425,8 @@ fn companies<'a>(
     })
 }
 
-fn release<'a>(t: &mut Tokenizer<'a>, root: &Start<'a>) -> XmlResult<Release<'a>> {
-    let mut r = Release {
-        id: id_attr(root)?,
-        ..Release::default()
-    };
+fn release<'a>(t: &mut Tokenizer<'a>, root: &Start<'a>, r: &mut Release<'a>) -> XmlResult<()> {
+    r.id = id_attr(root)?;
     for (k, v) in Attrs::new(root.attrs) {
         if k == "status" {
             r.status = attr_value(v);
@@ -455,5 +466,5 @@ fn release<'a>(t: &mut Tokenizer<'a>, root: &Start<'a>) -> XmlResult<Release<'a>
         Ok(())
     })?;
     r.year = r.released.as_deref().and_then(year_from_released);
-    Ok(r)
+    Ok(())
 }

@@ -65,44 +65,47 @@ pub(crate) struct Tokenizer<'a> {
 /// Deepest nesting the record parsers follow before they give up on a record.
 pub(crate) const MAX_DEPTH: usize = 64;
 
-/// Position of the first `needle` in `hay`: a plain loop over the first bytes (most
-/// gaps between tags are short, where a SIMD search costs more than it saves), then
-/// `memchr` for the rest.
+/// Position of the first `needle` in `hay`: eight bytes at a time over the first 16
+/// (most gaps between tags are short, where a SIMD search costs more than it saves, and
+/// a byte loop mispredicts its exit), then `memchr` for the rest.
 #[inline]
 fn find_byte(needle: u8, hay: &[u8]) -> Option<usize> {
     const SHORT: usize = 16;
-    let head = &hay[..hay.len().min(SHORT)];
-    if let Some(i) = head.iter().position(|&b| b == needle) {
-        return Some(i);
+    let mut i = 0;
+    while i < SHORT {
+        let Some(w) = word_at(hay, i) else {
+            return hay[i..].iter().position(|&b| b == needle).map(|p| i + p);
+        };
+        let m = bytes_equal(w, needle);
+        if m != 0 {
+            return Some(i + first_marked(m));
+        }
+        i += 8;
     }
-    if hay.len() <= SHORT {
-        return None;
-    }
-    memchr(needle, &hay[SHORT..]).map(|i| i + SHORT)
+    memchr(needle, &hay[SHORT..]).map(|p| p + SHORT)
 }
 
-/// Bytes that end the plain part of a text: `<`, `&`, CR.
-static TEXT_END: [bool; 256] = {
-    let mut t = [false; 256];
-    t[b'<' as usize] = true;
-    t[b'&' as usize] = true;
-    t[b'\r' as usize] = true;
-    t
-};
-
-/// Position of the first `<`, `&` or CR in `hay`: a table-driven loop over the first
-/// bytes (most text in the dumps is short), then `memchr3`.
+/// Position of the first `<`, `&` or CR in `hay`: eight bytes at a time over the first
+/// 32 (most text in the dumps is short), then `memchr3`.
 #[inline]
 fn find_text_end(hay: &[u8]) -> Option<usize> {
-    const SHORT: usize = 24;
-    let head = &hay[..hay.len().min(SHORT)];
-    if let Some(i) = head.iter().position(|&b| TEXT_END[usize::from(b)]) {
-        return Some(i);
+    const SHORT: usize = 32;
+    let mut i = 0;
+    while i < SHORT {
+        let Some(w) = word_at(hay, i) else {
+            return hay[i..]
+                .iter()
+                .position(|&b| matches!(b, b'<' | b'&' | b'\r'))
+                .map(|p| i + p);
+        };
+        // Each mask's lowest mark is exact, so the lowest mark of their union is too.
+        let m = bytes_equal(w, b'<') | bytes_equal(w, b'&') | bytes_equal(w, b'\r');
+        if m != 0 {
+            return Some(i + first_marked(m));
+        }
+        i += 8;
     }
-    if hay.len() <= SHORT {
-        return None;
-    }
-    memchr3(b'<', b'&', b'\r', &hay[SHORT..]).map(|i| i + SHORT)
+    memchr3(b'<', b'&', b'\r', &hay[SHORT..]).map(|p| p + SHORT)
 }
 
 /// Whether `text` holds a `&` or a CR (the only bytes that make decoding allocate).
@@ -683,6 +686,30 @@ mod tests {
         }
     }
 
+    #[test]
+    fn text_and_byte_scans_match_a_plain_search() {
+        // Lengths around the word-at-a-time heads (16 and 32 bytes) and past them, every
+        // position of the first match, with later matches and borrowing bytes after it.
+        for len in 0..72 {
+            for at in 0..=len {
+                for first in [b'<', b'&', b'\r'] {
+                    let mut s = vec![b'x'; len];
+                    if at < len {
+                        s[at] = first;
+                        for (k, b) in [(1, 0x00), (2, b'<'), (3, b'&'), (5, 0x80)] {
+                            if at + k < len {
+                                s[at + k] = b;
+                            }
+                        }
+                    }
+                    let plain = s.iter().position(|&b| matches!(b, b'<' | b'&' | b'\r'));
+                    assert_eq!(find_text_end(&s), plain, "{s:?}");
+                    let lt = s.iter().position(|&b| b == b'<');
+                    assert_eq!(find_byte(b'<', &s), lt, "{s:?}");
+                }
+            }
+        }
+    }
     #[test]
     fn same_at_compares_exactly_the_given_bytes() {
         let src = b"<abcdefghijklmnopq></abcdefghijklmnopX>....................";
