@@ -72,6 +72,11 @@ fn id_value(text: &str, at: usize) -> XmlResult<Option<u64>> {
     if text.is_empty() {
         return Ok(None);
     }
+    // Up to 19 digits cannot overflow: accumulate them without `parse`'s checks.
+    if text.len() <= 19 && text.bytes().all(|b| b.is_ascii_digit()) {
+        let id = text.bytes().fold(0u64, |n, b| n * 10 + u64::from(b - b'0'));
+        return Ok((id != 0).then_some(id));
+    }
     match text.parse::<u64>() {
         Ok(0) => Ok(None),
         Ok(id) => Ok(Some(id)),

@@ -68,7 +68,7 @@ pub(crate) const MAX_DEPTH: usize = 64;
 /// Position of the first `needle` in `hay`: eight bytes at a time over the first 16
 /// (most gaps between tags are short, where a SIMD search costs more than it saves, and
 /// a byte loop mispredicts its exit), then `memchr` for the rest.
-#[inline]
+#[inline(always)]
 fn find_byte(needle: u8, hay: &[u8]) -> Option<usize> {
     const SHORT: usize = 16;
     let mut i = 0;
@@ -87,7 +87,7 @@ fn find_byte(needle: u8, hay: &[u8]) -> Option<usize> {
 
 /// Position of the first `<`, `&` or CR in `hay`: eight bytes at a time over the first
 /// 32 (most text in the dumps is short), then `memchr3`.
-#[inline]
+#[inline(always)]
 fn find_text_end(hay: &[u8]) -> Option<usize> {
     const SHORT: usize = 32;
     let mut i = 0;
@@ -135,7 +135,7 @@ const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGHS: u64 = 0x8080_8080_8080_8080;
 
 /// The eight bytes of `bytes` at `i`, as a little-endian word (the first byte lowest).
-#[inline]
+#[inline(always)]
 fn word_at(bytes: &[u8], i: usize) -> Option<u64> {
     let eight: [u8; 8] = bytes.get(i..i + 8)?.try_into().ok()?;
     Some(u64::from_le_bytes(eight))
@@ -143,27 +143,27 @@ fn word_at(bytes: &[u8], i: usize) -> Option<u64> {
 
 /// A word with the high bit set in each byte of `w` equal to `b`. Only the lowest set bit
 /// is exact (a borrow can mark bytes above it), which is all the scans need.
-#[inline]
+#[inline(always)]
 fn bytes_equal(w: u64, b: u8) -> u64 {
     let v = w ^ (ONES * u64::from(b));
     v.wrapping_sub(ONES) & !v & HIGHS
 }
 
 /// As [`bytes_equal`], for the bytes of `w` below `n` (`n` at most 0x80).
-#[inline]
+#[inline(always)]
 fn bytes_below(w: u64, n: u8) -> u64 {
     w.wrapping_sub(ONES * u64::from(n)) & !w & HIGHS
 }
 
 /// Offset of the byte a match mask marks first.
-#[inline]
+#[inline(always)]
 fn first_marked(mask: u64) -> usize {
     (mask.trailing_zeros() / 8) as usize
 }
 
 /// Position of the first `>` at or after `i`, eight bytes at a time (tag names are short,
 /// and a byte loop mispredicts its exit on every tag).
-#[inline]
+#[inline(always)]
 fn find_gt(bytes: &[u8], mut i: usize) -> Option<usize> {
     while let Some(w) = word_at(bytes, i) {
         let m = bytes_equal(w, b'>');
@@ -177,30 +177,23 @@ fn find_gt(bytes: &[u8], mut i: usize) -> Option<usize> {
 
 /// Whether the `len` bytes at `a` and at `b` in `bytes` are equal: one or two word
 /// compares for names up to 16 bytes (a call to `memcmp` costs more than the compare).
-#[inline]
+#[inline(always)]
 fn same_at(bytes: &[u8], a: usize, b: usize, len: usize) -> bool {
-    if len <= 16 {
+    /// Whether the low `n` bytes (1 to 8) of two words are equal.
+    #[inline(always)]
+    fn low_equal(x: u64, y: u64, n: usize) -> bool {
+        (x ^ y) << (64 - 8 * n) == 0
+    }
+    if (1..=16).contains(&len) {
         if let (Some(x), Some(y)) = (word_at(bytes, a), word_at(bytes, b)) {
-            let low = len.min(8);
-            let mask = if low == 8 {
-                u64::MAX
-            } else {
-                (1u64 << (8 * low)) - 1
-            };
-            if (x ^ y) & mask != 0 {
+            if len <= 8 {
+                return low_equal(x, y, len);
+            }
+            if x != y {
                 return false;
             }
-            if len <= 8 {
-                return true;
-            }
             if let (Some(x), Some(y)) = (word_at(bytes, a + 8), word_at(bytes, b + 8)) {
-                let high = len - 8;
-                let mask = if high == 8 {
-                    u64::MAX
-                } else {
-                    (1u64 << (8 * high)) - 1
-                };
-                return (x ^ y) & mask == 0;
+                return low_equal(x, y, len - 8);
             }
         }
     }
@@ -209,7 +202,7 @@ fn same_at(bytes: &[u8], a: usize, b: usize, len: usize) -> bool {
 
 /// End of the element name starting at `i`: the first white space, `/` or `>` (or
 /// other control byte, which the reader has removed before parsing), eight bytes at a time.
-#[inline]
+#[inline(always)]
 fn name_end(bytes: &[u8], mut i: usize) -> usize {
     while let Some(w) = word_at(bytes, i) {
         let m = bytes_below(w, 0x21) | bytes_equal(w, b'/') | bytes_equal(w, b'>');
@@ -230,9 +223,15 @@ fn is_space(b: u8) -> bool {
 
 /// `s` without XML white space at either end (byte-wise: the four are ASCII, so the
 /// cuts fall on character boundaries).
-#[inline]
+#[inline(always)]
 fn trim(s: &str) -> &str {
     let b = s.as_bytes();
+    // Most text has none: bytes above the space are never white space.
+    match (b.first(), b.last()) {
+        (Some(&first), Some(&last)) if first > b' ' && last > b' ' => return s,
+        (None, _) => return "",
+        _ => {}
+    }
     let Some(start) = b.iter().position(|&c| !is_space(c)) else {
         return "";
     };
@@ -411,6 +410,29 @@ impl<'a> Tokenizer<'a> {
             return Ok(());
         }
         loop {
+            // Fast path: the next tag follows at once (the dumps put no white space
+            // between elements since 2014) and is a start tag or `start`'s own end tag.
+            let bytes = self.src.as_bytes();
+            let lt = self.pos;
+            if bytes.get(lt) == Some(&b'<') {
+                match bytes.get(lt + 1) {
+                    Some(b'/') => {
+                        let after = lt + 2 + start.name.len();
+                        if bytes.get(after) == Some(&b'>')
+                            && same_at(bytes, lt + 2, start.offset + 1, start.name.len())
+                        {
+                            self.pos = after + 1;
+                            return Ok(());
+                        }
+                    }
+                    Some(b'!' | b'?') | None => {}
+                    Some(_) => {
+                        let child = self.read_start(lt)?;
+                        f(self, child)?;
+                        continue;
+                    }
+                }
+            }
             match self.next_tag()?.1 {
                 Tag::Start(child) => f(self, child)?,
                 Tag::End(name) if name == start.name => return Ok(()),
@@ -542,7 +564,16 @@ pub(crate) fn decode_text(raw: &str) -> Cow<'_, str> {
             rest = &tail[1..];
             continue;
         }
-        match entity(tail) {
+        // The references the dumps use most (a line end in `profile` and `notes` is
+        // `&#13;` + LF; `&amp;` in every kind of text) are recognised first.
+        let found = if tail.starts_with("&#13;") {
+            Some(('\r', 5))
+        } else if tail.starts_with("&amp;") {
+            Some(('&', 5))
+        } else {
+            entity(tail)
+        };
+        match found {
             Some((c, len)) => {
                 if c == '\r' {
                     out.push('\n');
