@@ -53,14 +53,15 @@ fn count(path: &str, threads: Option<usize>) -> Result<(), Error> {
     let xml_bytes = match threads {
         None => {
             let mut reader = reader;
-            while let Some(item) = reader.next_record() {
-                match item {
-                    Ok(_) => records += 1,
-                    Err(Error::Record(e)) => {
+            loop {
+                match reader.next_record() {
+                    None => break,
+                    Some(Ok(_)) => records += 1,
+                    Some(Err(Error::Record(e))) => {
                         malformed += 1;
                         eprintln!("{e}");
                     }
-                    Err(e) => fatal = Some(e),
+                    Some(Err(e)) => fatal = Some(e),
                 }
             }
             reader.progress().xml_bytes

@@ -161,18 +161,38 @@ fn first_marked(mask: u64) -> usize {
     (mask.trailing_zeros() / 8) as usize
 }
 
-/// Position of the first `>` at or after `i`, eight bytes at a time (tag names are short,
-/// and a byte loop mispredicts its exit on every tag).
+/// Position of the first byte at or after `i` that `mask` marks in its word (see
+/// [`bytes_equal`]) and `hit` accepts, eight bytes at a time, the last few one by one.
+/// For the short spans inside a tag, where a SIMD search costs more in set-up than
+/// it saves.
 #[inline(always)]
-fn find_gt(bytes: &[u8], mut i: usize) -> Option<usize> {
+fn scan_words(
+    bytes: &[u8],
+    mut i: usize,
+    mask: impl Fn(u64) -> u64,
+    hit: impl Fn(u8) -> bool,
+) -> Option<usize> {
     while let Some(w) = word_at(bytes, i) {
-        let m = bytes_equal(w, b'>');
+        let m = mask(w);
         if m != 0 {
             return Some(i + first_marked(m));
         }
         i += 8;
     }
-    bytes[i..].iter().position(|&b| b == b'>').map(|p| i + p)
+    bytes.get(i..)?.iter().position(|&b| hit(b)).map(|p| i + p)
+}
+
+/// Position of the first `needle` at or after `i`, eight bytes at a time.
+#[inline(always)]
+fn find_near(bytes: &[u8], i: usize, needle: u8) -> Option<usize> {
+    scan_words(bytes, i, |w| bytes_equal(w, needle), |b| b == needle)
+}
+
+/// Position of the first `>` at or after `i`, eight bytes at a time (tag names are short,
+/// and a byte loop mispredicts its exit on every tag).
+#[inline(always)]
+fn find_gt(bytes: &[u8], i: usize) -> Option<usize> {
+    find_near(bytes, i, b'>')
 }
 
 /// Whether the `len` bytes at `a` and at `b` in `bytes` are equal: one or two word
@@ -321,17 +341,21 @@ impl<'a> Tokenizer<'a> {
         // Find the closing '>' outside quoted attribute values.
         let mut j = i;
         let gt = loop {
-            let Some(rel) = memchr3(b'>', b'"', b'\'', &bytes[j..]) else {
+            let Some(at) = scan_words(
+                bytes,
+                j,
+                |w| bytes_equal(w, b'>') | bytes_equal(w, b'"') | bytes_equal(w, b'\''),
+                |b| matches!(b, b'>' | b'"' | b'\''),
+            ) else {
                 return err(lt, format!("start tag <{name}> is not closed"));
             };
-            let at = j + rel;
             if bytes[at] == b'>' {
                 break at;
             }
-            let Some(close) = memchr(bytes[at], &bytes[at + 1..]) else {
+            let Some(close) = find_near(bytes, at + 1, bytes[at]) else {
                 return err(at, format!("attribute value in <{name}> is not closed"));
             };
-            j = at + 1 + close + 1;
+            j = close + 1;
         };
         let empty = gt > attrs_start && bytes[gt - 1] == b'/';
         let attrs_end = if empty { gt - 1 } else { gt };
@@ -521,7 +545,7 @@ impl<'a> Iterator for Attrs<'a> {
         if self.pos >= bytes.len() {
             return None;
         }
-        let eq = self.pos + memchr(b'=', &bytes[self.pos..])?;
+        let eq = find_near(bytes, self.pos, b'=')?;
         let name = trim(&self.src[self.pos..eq]);
         let mut q = eq + 1;
         while q < bytes.len() && is_space(bytes[q]) {
@@ -537,7 +561,7 @@ impl<'a> Iterator for Attrs<'a> {
             self.pos = end;
             return Some((name, &self.src[q..end]));
         }
-        let close = q + 1 + memchr(quote, &bytes[q + 1..])?;
+        let close = find_near(bytes, q + 1, quote)?;
         self.pos = close + 1;
         Some((name, &self.src[q + 1..close]))
     }
