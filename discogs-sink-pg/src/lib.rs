@@ -9,9 +9,12 @@
 //!
 //! * **Schema**: versioned migrations applied at start-up under an advisory lock
 //!   (`schema_migrations`); B-tree indexes on the extracted columns, GIN indexes on
-//!   genres, styles, `search` and `data` (`jsonb_path_ops`; for releases over
-//!   `release_facets(data)`, the record without its track list, notes, credits,
-//!   identifiers, companies, videos and images, at a fifth of the cost); views `release_artists`,
+//!   genres, styles, `search` and `data` (`jsonb_path_ops`; for releases over the stored
+//!   generated column `facets` = `release_facets(data)`, the record without its track
+//!   list, notes, credits, identifiers, companies, videos and images, at a fifth of the
+//!   cost; query `WHERE facets @> '{"country": "UK"}'`). `releases` keeps a quarter of
+//!   each page free, so an update that changes no indexed value (track list, notes,
+//!   credits, images...) is a HOT update and writes no index entry; views `release_artists`,
 //!   `release_credits`, `release_labels`, `release_genres`, `release_styles`,
 //!   `release_tracks`, `master_artists`.
 //! * **Writes**: unchanged records (same hash) are skipped after one indexed lookup per

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
 
 use discogs_model::{Record, RecordHash, RecordKind, Sink, SinkOutcome, SinkRecord};
 use futures_util::future::join_all;
@@ -436,6 +437,7 @@ async fn write_part(
     rows: &[(i64, &SinkRecord<'_>)],
     direct: bool,
 ) -> Result<(u64, u64), PgSinkError> {
+    let t0 = Instant::now();
     let to_write: Vec<&SinkRecord<'_>> = if direct {
         rows.iter().map(|(_, r)| *r).collect()
     } else {
@@ -457,6 +459,7 @@ async fn write_part(
     if to_write.is_empty() {
         return Ok((0, 0));
     }
+    let t1 = Instant::now();
     let tx = client
         .transaction()
         .await
@@ -471,6 +474,7 @@ async fn write_part(
         writer.row(r).await?;
     }
     let copied = writer.finish().await?;
+    let t2 = Instant::now();
     let counts = if direct {
         (copied, 0)
     } else {
@@ -481,9 +485,19 @@ async fn write_part(
         let (i, u): (i64, i64) = (row.get(0), row.get(1));
         (i.unsigned_abs(), u.unsigned_abs())
     };
+    let t3 = Instant::now();
     tx.commit()
         .await
         .map_err(PgSinkError::pg("committing a batch"))?;
+    tracing::trace!(
+        rows = rows.len(),
+        written = to_write.len(),
+        lookup = ?(t1 - t0),
+        copy = ?(t2 - t1),
+        upsert = ?(t3 - t2),
+        commit = ?t3.elapsed(),
+        "Part written."
+    );
     Ok(counts)
 }
 

@@ -7,6 +7,7 @@ mod conformance;
 mod faults;
 mod first_load;
 mod fixtures;
+mod hot;
 mod purge;
 mod search;
 
