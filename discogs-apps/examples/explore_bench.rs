@@ -28,7 +28,10 @@
 //! ```
 //!
 //! `--only autocomplete` (or `explore`, `expand`) runs one endpoint; `--neo4j-connections`
-//! sets the explorers' Neo4j pool (16, the explorer's default).
+//! sets the explorers' Neo4j pool (16, the explorer's default), `--autocomplete-statements`
+//! the autocomplete statements of one type running at once (2, the explorer's default;
+//! lookups arriving meanwhile share the next statement). After the table, the lookups and
+//! statements of each autocomplete run (their ratio: the mean batch).
 
 #[allow(dead_code, unreachable_pub)]
 #[path = "../tests/explore/world.rs"]
@@ -220,8 +223,18 @@ async fn main() {
     artists.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     artists.truncate(500);
     let conns = arg("--neo4j-connections", 16).to_string();
-    let pool = ["--neo4j-connections", conns.as_str()];
-    let no_memory = [pool[0], pool[1], "--memory-cache-mb", "0"];
+    let statements = arg(
+        "--autocomplete-statements",
+        discogs_apps::explore::graph::AUTOCOMPLETE_STATEMENTS,
+    )
+    .to_string();
+    let pool = [
+        "--neo4j-connections",
+        conns.as_str(),
+        "--autocomplete-statements",
+        statements.as_str(),
+    ];
+    let no_memory = [pool[0], pool[1], pool[2], pool[3], "--memory-cache-mb", "0"];
     let cold = Running::start(world.args("", &no_memory)).await;
     let redis = Running::start(world.args(&world.redis_url(), &no_memory)).await;
     let both = Running::start(world.args(&world.redis_url(), &pool)).await;
@@ -278,6 +291,7 @@ async fn main() {
     let m = run(both.health, health, clients, requests).await;
     row("/health", "(floor)", &m, requests, "–", cpu0, cpu_ticks());
     let only = std::env::args().skip_while(|a| a != "--only").nth(1);
+    let mut batches = Vec::new();
     for (name, paths) in workloads {
         if only.as_deref().is_some_and(|o| o != name) {
             continue;
@@ -303,7 +317,19 @@ async fn main() {
             };
             let tiers = format!("{} / {}", hits("memory"), hits("redis"));
             row(name, mode, &m, requests, &tiers, cpu0, cpu);
+            let sent = |series: &str| metric(&after, series) - metric(&before, series);
+            let lookups = sent("explore_autocomplete_lookups_total");
+            if lookups > 0 {
+                let statements = sent("explore_autocomplete_statements_total");
+                batches.push(format!(
+                    "{name} ({mode}): {lookups} lookups in {statements} statements, {:.1} per statement",
+                    lookups as f64 / statements.max(1) as f64
+                ));
+            }
         }
+    }
+    for line in batches {
+        println!("{line}");
     }
     cold.stop().await;
     redis.stop().await;

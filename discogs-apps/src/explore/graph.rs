@@ -5,6 +5,7 @@
 //! can stand in the query text); every value a client sends is a query parameter. Every
 //! query runs under a time limit; past it the request gets a 504.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use neo4rs::{query, BoltType, Graph, Query};
@@ -14,7 +15,9 @@ use serde_json::{json, Value};
 
 use discogs_sink_neo4j::GraphNames;
 
+use super::batch::{self, Batches, Hit, Lookup, Place};
 use super::params::{ApiError, EntityRef, EntityType};
+use crate::metrics::Metrics;
 
 /// Relationship types a path may follow: what links artists, releases, masters, labels,
 /// genres and styles in meaning (not `CREDITED_ON`, `SUBLABEL_OF`, `PART_OF`, which make
@@ -28,7 +31,12 @@ pub struct GraphQueries {
     names: GraphNames,
     timeout: Duration,
     path_timeout: Duration,
+    autocomplete: Arc<Batches>,
 }
+
+/// Autocomplete statements of one type running at once, unless configured
+/// ([`GraphQueries::with_autocomplete_statements`]).
+pub const AUTOCOMPLETE_STATEMENTS: usize = 2;
 
 impl std::fmt::Debug for GraphQueries {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -36,6 +44,7 @@ impl std::fmt::Debug for GraphQueries {
             .field("namespace", &self.names.namespace())
             .field("timeout", &self.timeout)
             .field("path_timeout", &self.path_timeout)
+            .field("autocomplete", &self.autocomplete)
             .finish_non_exhaustive()
     }
 }
@@ -165,7 +174,17 @@ impl GraphQueries {
             names,
             timeout,
             path_timeout,
+            autocomplete: Arc::new(Batches::new(AUTOCOMPLETE_STATEMENTS, None)),
         }
+    }
+
+    /// At most `n` autocomplete statements of one type running at once (at least 1); the
+    /// lookups that arrive meanwhile share the next statement ([`super::batch`]). Counts
+    /// statements and lookups in `metrics`.
+    #[must_use]
+    pub fn with_autocomplete_statements(mut self, n: usize, metrics: &Metrics) -> Self {
+        self.autocomplete = Arc::new(Batches::new(n, Some(metrics)));
+        self
     }
 
     /// The names of the graph.
@@ -304,45 +323,42 @@ impl GraphQueries {
     }
 
     /// Autocomplete over the full-text index of `kind`: each word of `text` as a prefix,
-    /// all words required; best score first.
+    /// all words required; best first (the score, constant for prefix queries, then the
+    /// shortest name, then the lowest id). Lookups that arrive while others of the same
+    /// type run share a statement ([`super::batch`]), each with its own full-text call.
     ///
     /// # Errors
     ///
-    /// As every query.
+    /// As every query; [`ApiError::Timeout`] past the query limit, waiting included.
     pub async fn autocomplete(
         &self,
         kind: EntityType,
         text: &str,
         limit: i64,
     ) -> Result<Value, ApiError> {
-        let index = match kind {
-            EntityType::Artist => self.names.fulltext_artist_name(),
-            EntityType::Label => self.names.fulltext_label_name(),
-            EntityType::Master => self.names.fulltext_master_title(),
-            EntityType::Release => self.names.fulltext_release_title(),
-            EntityType::Genre => self.names.schema_name("genre_name_fulltext"),
-            EntityType::Style => self.names.schema_name("style_name_fulltext"),
-        };
         let lucene = lucene_prefix_query(text);
         if lucene.is_empty() {
             return Ok(json!({"results": []}));
         }
-        let name_prop = kind.name_property();
-        let q = query(&format!(
-            "CALL db.index.fulltext.queryNodes($index, $q) YIELD node, score \
-             RETURN node.id AS id, node.{name_prop} AS name, score \
-             ORDER BY score DESC, size(name), id LIMIT $limit"
-        ))
-        .param("index", index)
-        .param("q", lucene)
-        .param("limit", limit);
-        #[derive(Deserialize)]
-        struct Hit {
-            id: Option<i64>,
-            name: Option<String>,
-            score: f64,
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let lookup = Lookup {
+            lucene,
+            limit,
+            reply,
+        };
+        if let Some(first) = self.autocomplete.push(kind, lookup) {
+            let this = self.clone();
+            tokio::spawn(async move { this.run_autocomplete(kind, first).await });
         }
-        let hits = self.rows::<Hit>(q).await?;
+        let hits = tokio::time::timeout(self.timeout, answer)
+            .await
+            .map_err(|_| {
+                ApiError::Timeout(format!(
+                    "the graph query took longer than {:?}",
+                    self.timeout
+                ))
+            })?
+            .map_err(|_| ApiError::Unavailable("the autocomplete query was lost".into()))??;
         let results: Vec<Value> = hits
             .into_iter()
             .map(|h| {
@@ -355,6 +371,72 @@ impl GraphQueries {
             })
             .collect();
         Ok(json!({ "results": results }))
+    }
+
+    /// Runs autocomplete statements of `kind`, the first for `batch`, then one for each
+    /// batch that queued meanwhile, until none is waiting.
+    async fn run_autocomplete(&self, kind: EntityType, mut batch: Vec<Lookup>) {
+        let mut place = Place::new(&self.autocomplete, kind);
+        loop {
+            let mut answers = self.autocomplete_batch(kind, &batch).await;
+            for (i, lookup) in batch.into_iter().enumerate() {
+                let answer = match &mut answers {
+                    Ok(rows) => rows
+                        .get_mut(i)
+                        .and_then(Option::take)
+                        .map(|mut hits| {
+                            hits.truncate(usize::try_from(lookup.limit).unwrap_or(0));
+                            hits
+                        })
+                        .ok_or_else(|| {
+                            ApiError::database("an autocomplete query", &"a lookup got no row")
+                        }),
+                    Err(e) => Err(e.clone()),
+                };
+                if lookup.reply.send(answer).is_err() {
+                    tracing::debug!("an autocomplete requester gave up before its answer");
+                }
+            }
+            match place.take_next() {
+                Some(next) => batch = next,
+                None => return,
+            }
+        }
+    }
+
+    /// One statement for `batch`: the suggestions of each lookup, by its position.
+    async fn autocomplete_batch(
+        &self,
+        kind: EntityType,
+        batch: &[Lookup],
+    ) -> Result<Vec<Option<Vec<Hit>>>, ApiError> {
+        let index = match kind {
+            EntityType::Artist => self.names.fulltext_artist_name(),
+            EntityType::Label => self.names.fulltext_label_name(),
+            EntityType::Master => self.names.fulltext_master_title(),
+            EntityType::Release => self.names.fulltext_release_title(),
+            EntityType::Genre => self.names.schema_name("genre_name_fulltext"),
+            EntityType::Style => self.names.schema_name("style_name_fulltext"),
+        };
+        self.autocomplete.sent(batch.len());
+        let qs: Vec<&str> = batch.iter().map(|l| l.lucene.as_str()).collect();
+        let limit = batch.iter().map(|l| l.limit).max().unwrap_or(0);
+        let q = query(&batch::statement(kind))
+            .param("index", index)
+            .param("qs", qs)
+            .param("limit", limit);
+        #[derive(Deserialize)]
+        struct Row {
+            i: i64,
+            hits: Vec<Hit>,
+        }
+        let mut out = vec![None; batch.len()];
+        for row in self.rows::<Row>(q).await? {
+            if let Some(slot) = usize::try_from(row.i).ok().and_then(|i| out.get_mut(i)) {
+                *slot = Some(row.hits);
+            }
+        }
+        Ok(out)
     }
 
     /// `MATCH (x:Label …)`: the node `r` names, one row at most (by exact name: the lowest

@@ -13,6 +13,7 @@
 //! |---|---|
 //! | [`params`] | query parameters, validation, the JSON errors |
 //! | [`graph`] | the Neo4j queries |
+//! | [`batch`] | autocomplete lookups that arrive together share a Neo4j statement |
 //! | [`search`] | full-text search in PostgreSQL, with facets and highlights |
 //! | [`cache`] | Redis cache-aside, fail-open, hits and misses in `/metrics` |
 //! | [`limit`] | token bucket per client address |
@@ -31,6 +32,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod batch;
 pub mod cache;
 pub mod graph;
 pub mod limit;
@@ -77,6 +79,10 @@ pub struct ExploreArgs {
     /// Neo4j connections.
     #[arg(long, env = "EXPLORE_NEO4J_CONNECTIONS", default_value_t = 16)]
     pub neo4j_connections: usize,
+    /// Autocomplete statements of one type running at once; lookups arriving meanwhile
+    /// share the next statement (each with its own full-text call).
+    #[arg(long, env = "EXPLORE_AUTOCOMPLETE_STATEMENTS", default_value_t = graph::AUTOCOMPLETE_STATEMENTS)]
+    pub autocomplete_statements: usize,
     /// The relational database (server, user, password, database).
     #[command(flatten)]
     pub postgres: PgConnectionArgs,
@@ -148,7 +154,8 @@ impl ExploreArgs {
             names,
             timeout,
             Duration::from_millis(self.path_timeout_ms),
-        );
+        )
+        .with_autocomplete_statements(self.autocomplete_statements, &metrics);
         let pg = self.postgres.tokio_config()?;
         let cache = cache::Cache::new(
             &cache::CacheConfig {

@@ -437,6 +437,7 @@ async fn api_answers_from_the_loaded_fixtures() {
             "{first_word:?} suggests artist {artist}: {ac}"
         );
 
+        autocomplete_answers(&world).await;
         search_answers(&world, &app).await;
         node_details(&world, &app).await;
         invalid_input(&app, artist).await;
@@ -726,4 +727,182 @@ async fn node_details(world: &World, app: &Running) {
             .await;
         assert_eq!(status, 404, "unknown {kind}: {v}");
     }
+}
+
+/// The words of a name as the full-text index's analyser cuts them, for the names the
+/// test's queries can match: lower case, split at anything but letters, digits and
+/// apostrophes, dots and underscores inside a word (Unicode word boundaries keep
+/// "o'connor" and "mr.c" whole).
+fn index_words(name: &str) -> Vec<String> {
+    name.to_lowercase()
+        .split(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '.' || c == '_'))
+        .map(|w| w.trim_matches(|c| c == '\'' || c == '.' || c == '_'))
+        .filter(|w| !w.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Autocomplete: lookups sent at once (one statement at a time per type, so they share
+/// statements) answer exactly what one full-text call per lookup answers, and that is
+/// every node whose words start with the query's words, the shortest names first, then
+/// the lowest ids, cut at each lookup's own limit.
+async fn autocomplete_answers(world: &World) {
+    let app = Running::start(world.args(
+        "",
+        &["--autocomplete-statements", "1", "--memory-cache-mb", "0"],
+    ))
+    .await;
+    let kinds = [
+        ("artist", "Artist", "name", "artist_name_fulltext"),
+        ("label", "Label", "name", "label_name_fulltext"),
+        ("release", "Release", "title", "release_title_fulltext"),
+        ("genre", "Genre", "name", "genre_name_fulltext"),
+        ("style", "Style", "name", "style_name_fulltext"),
+    ];
+    // (type, query, limit, expected ids or names)
+    let mut cases: Vec<(&str, String, i64, Vec<Value>)> = Vec::new();
+    for (kind, label, prop, index) in kinds {
+        let rows = world
+            .cypher_rows(
+                &format!("MATCH (n:{{ns}}{label}) RETURN n.id AS id, n.{prop} AS name"),
+                &[],
+            )
+            .await;
+        let nodes: Vec<(Option<i64>, String)> = rows
+            .iter()
+            .filter_map(|r| Some((r.get::<Option<i64>>("id").ok()?, r.get("name").ok()?)))
+            .collect();
+        assert!(nodes.len() > 5, "{label}: {} nodes", nodes.len());
+        // Queries: a prefix of the first word of some names, and two-word prefixes.
+        let mut queries: BTreeSet<String> = BTreeSet::new();
+        for (_, name) in nodes.iter().step_by(nodes.len() / 12 + 1) {
+            let words: Vec<String> = name
+                .split_whitespace()
+                .map(|w| w.chars().filter(char::is_ascii_alphanumeric).collect())
+                .filter(|w: &String| w.len() >= 2)
+                .collect();
+            if let Some(w) = words.first() {
+                queries.insert(w.chars().take(3).collect());
+            }
+            if let [a, b, ..] = words.as_slice() {
+                queries.insert(format!(
+                    "{} {}",
+                    a.chars().take(2).collect::<String>(),
+                    b.chars().take(3).collect::<String>()
+                ));
+            }
+        }
+        for (n, q) in queries.into_iter().enumerate() {
+            let limit = if matches!(kind, "genre" | "style") {
+                50
+            } else {
+                [1, 3, 10, 50][n % 4]
+            };
+            let words: Vec<String> = q.split_whitespace().map(str::to_lowercase).collect();
+            let mut matching: Vec<&(Option<i64>, String)> = nodes
+                .iter()
+                .filter(|(_, name)| {
+                    let have = index_words(name);
+                    words.iter().all(|w| have.iter().any(|h| h.starts_with(w)))
+                })
+                .collect();
+            matching.sort_by_key(|(id, name)| (name.chars().count(), *id));
+            let by_name = matches!(kind, "genre" | "style");
+            let want: Vec<Value> = matching
+                .iter()
+                .take(usize::try_from(limit).unwrap())
+                .map(|(id, name)| {
+                    if by_name {
+                        name.as_str().into()
+                    } else {
+                        (*id).into()
+                    }
+                })
+                .collect();
+            // The former statement: one full-text call per request.
+            let direct = world
+                .cypher_rows(
+                    &format!(
+                        "CALL db.index.fulltext.queryNodes('{{ns}}{index}', $q) YIELD node, score \
+                         RETURN node.id AS id, node.{prop} AS name, score \
+                         ORDER BY score DESC, size(name), id LIMIT $limit"
+                    ),
+                    &[
+                        (
+                            "q",
+                            discogs_apps::explore::graph::lucene_prefix_query(&q).into(),
+                        ),
+                        ("limit", limit.into()),
+                    ],
+                )
+                .await;
+            let direct: Vec<Value> = direct
+                .iter()
+                .map(|r| {
+                    if by_name {
+                        r.get::<String>("name").unwrap().into()
+                    } else {
+                        r.get::<i64>("id").unwrap().into()
+                    }
+                })
+                .collect();
+            if by_name {
+                // Equal-length names of genres and styles tie: compare as sets (all of
+                // them fit the limit).
+                let set = |v: &[Value]| v.iter().map(ToString::to_string).collect::<BTreeSet<_>>();
+                assert_eq!(set(&direct), set(&want), "{kind} {q:?}: the full-text call");
+            } else {
+                assert_eq!(
+                    direct, want,
+                    "{kind} {q:?} (limit {limit}): the full-text call"
+                );
+            }
+            cases.push((kind, q, limit, direct));
+        }
+    }
+    assert!(cases.len() > 40, "{} queries", cases.len());
+    let before = app.metrics().await;
+    // Every lookup at once, twice over (the same query in one statement twice is answered
+    // twice).
+    let answers = futures_util::future::join_all(cases.iter().chain(cases.iter()).map(
+        |(kind, q, limit, _)| {
+            let app = &app;
+            async move {
+                app.ok(&format!(
+                    "/api/autocomplete?type={kind}&q={}&limit={limit}",
+                    enc(q)
+                ))
+                .await
+            }
+        },
+    ))
+    .await;
+    for ((kind, q, limit, direct), answer) in cases.iter().chain(cases.iter()).zip(&answers) {
+        let got: Vec<Value> = answer["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                assert_eq!(r["type"], *kind, "{answer}");
+                r["id"].clone()
+            })
+            .collect();
+        if matches!(*kind, "genre" | "style") {
+            let set = |v: &[Value]| v.iter().map(ToString::to_string).collect::<BTreeSet<_>>();
+            assert_eq!(set(&got), set(direct), "{kind} {q:?}");
+        } else {
+            assert_eq!(&got, direct, "{kind} {q:?} (limit {limit})");
+        }
+    }
+    // They shared statements.
+    let after = app.metrics().await;
+    let count = |series: &str| metric(&after, series) - metric(&before, series);
+    let lookups = count("explore_autocomplete_lookups_total");
+    let statements = count("explore_autocomplete_statements_total");
+    assert_eq!(lookups, 2 * cases.len() as u64, "{after}");
+    assert!(
+        statements < lookups && statements >= kinds.len() as u64,
+        "{lookups} lookups in {statements} statements"
+    );
+    app.stop().await;
 }
