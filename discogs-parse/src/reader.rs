@@ -168,7 +168,7 @@ fn has_forbidden_controls(bytes: &[u8]) -> bool {
                 .any(|&b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r'))
     };
     let mut chunks = bytes.chunks_exact(32);
-    (&mut chunks).any(forbidden) || forbidden(chunks.remainder())
+    chunks.any(forbidden) || forbidden(chunks.remainder())
 }
 
 impl RecordParser {
