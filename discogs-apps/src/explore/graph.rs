@@ -220,7 +220,7 @@ impl GraphQueries {
         q: Query,
         limit: Duration,
     ) -> Result<Vec<T>, ApiError> {
-        let late = || ApiError::Timeout(format!("the graph query took longer than {limit:?}"));
+        let late = || ApiError::late("graph", limit);
         // 0 would mean "no timeout" to Neo4j: a millisecond is the least.
         let q = q.extra(
             "tx_timeout",
@@ -352,12 +352,7 @@ impl GraphQueries {
         }
         let hits = tokio::time::timeout(self.timeout, answer)
             .await
-            .map_err(|_| {
-                ApiError::Timeout(format!(
-                    "the graph query took longer than {:?}",
-                    self.timeout
-                ))
-            })?
+            .map_err(|_| ApiError::late("graph", self.timeout))?
             .map_err(|_| ApiError::Unavailable("the autocomplete query was lost".into()))??;
         let results: Vec<Value> = hits
             .into_iter()

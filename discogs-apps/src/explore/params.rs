@@ -51,6 +51,11 @@ impl ApiError {
         }
     }
 
+    /// 504 for a query of `what` (`"graph"`, `"PostgreSQL"`) that outlived `limit`.
+    pub(crate) fn late(what: &str, limit: std::time::Duration) -> Self {
+        Self::Timeout(format!("the {what} query took longer than {limit:?}"))
+    }
+
     /// A database error: logged with its detail, answered as 503 without it.
     pub(crate) fn database(what: &str, e: &dyn std::fmt::Display) -> Self {
         tracing::warn!(error = %e, "{what} failed.");

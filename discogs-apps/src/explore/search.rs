@@ -114,12 +114,7 @@ impl PgPool {
         };
         tokio::time::timeout(self.timeout, work)
             .await
-            .map_err(|_| {
-                ApiError::Timeout(format!(
-                    "the PostgreSQL query took longer than {:?}",
-                    self.timeout
-                ))
-            })?
+            .map_err(|_| ApiError::late("PostgreSQL", self.timeout))?
     }
 }
 
