@@ -30,8 +30,10 @@
 //! `--only autocomplete` (or `explore`, `expand`) runs one endpoint; `--neo4j-connections`
 //! sets the explorers' Neo4j pool (16, the explorer's default), `--autocomplete-statements`
 //! the autocomplete statements of one type running at once (2, the explorer's default;
-//! lookups arriving meanwhile share the next statement). After the table, the lookups and
-//! statements of each autocomplete run (their ratio: the mean batch).
+//! lookups arriving meanwhile share the next statement), `--explore-statements` and
+//! `--expand-statements` the same for explore and expand (2 each; a large number, such as
+//! 1000, sends every lookup in a statement of its own). After the table, the lookups and
+//! statements of each uncached run (their ratio: the mean batch).
 
 #[allow(dead_code, unreachable_pub)]
 #[path = "../tests/explore/world.rs"]
@@ -228,13 +230,28 @@ async fn main() {
         discogs_apps::explore::graph::AUTOCOMPLETE_STATEMENTS,
     )
     .to_string();
-    let pool = [
+    let explore_statements = arg(
+        "--explore-statements",
+        discogs_apps::explore::graph::EXPLORE_STATEMENTS,
+    )
+    .to_string();
+    let expand_statements = arg(
+        "--expand-statements",
+        discogs_apps::explore::graph::EXPAND_STATEMENTS,
+    )
+    .to_string();
+    let pool = vec![
         "--neo4j-connections",
         conns.as_str(),
         "--autocomplete-statements",
         statements.as_str(),
+        "--explore-statements",
+        explore_statements.as_str(),
+        "--expand-statements",
+        expand_statements.as_str(),
     ];
-    let no_memory = [pool[0], pool[1], pool[2], pool[3], "--memory-cache-mb", "0"];
+    let mut no_memory = pool.clone();
+    no_memory.extend(["--memory-cache-mb", "0"]);
     let cold = Running::start(world.args("", &no_memory)).await;
     let redis = Running::start(world.args(&world.redis_url(), &no_memory)).await;
     let both = Running::start(world.args(&world.redis_url(), &pool)).await;
@@ -318,9 +335,9 @@ async fn main() {
             let tiers = format!("{} / {}", hits("memory"), hits("redis"));
             row(name, mode, &m, requests, &tiers, cpu0, cpu);
             let sent = |series: &str| metric(&after, series) - metric(&before, series);
-            let lookups = sent("explore_autocomplete_lookups_total");
+            let lookups = sent(&format!("explore_{name}_lookups_total"));
             if lookups > 0 {
-                let statements = sent("explore_autocomplete_statements_total");
+                let statements = sent(&format!("explore_{name}_statements_total"));
                 batches.push(format!(
                     "{name} ({mode}): {lookups} lookups in {statements} statements, {:.1} per statement",
                     lookups as f64 / statements.max(1) as f64

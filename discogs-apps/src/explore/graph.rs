@@ -5,6 +5,8 @@
 //! can stand in the query text); every value a client sends is a query parameter. Every
 //! query runs under a time limit; past it the request gets a 504.
 
+use std::future::Future;
+use std::hash::Hash;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +17,7 @@ use serde_json::{json, Value};
 
 use discogs_sink_neo4j::GraphNames;
 
-use super::batch::{self, Batches, Hit, Lookup, Place};
+use super::batch::{self, Batches, Hit, Lookup, Pending, Place};
 use super::params::{ApiError, EntityRef, EntityType};
 use crate::metrics::Metrics;
 
@@ -31,12 +33,53 @@ pub struct GraphQueries {
     names: GraphNames,
     timeout: Duration,
     path_timeout: Duration,
-    autocomplete: Arc<Batches>,
+    autocomplete: Arc<Batches<EntityType, Lookup, Vec<Hit>>>,
+    explores: Arc<Batches<String, BoltType, ExploreRow>>,
+    expands: Arc<Batches<ExpandShape, ExpandInput, ExpandRow>>,
 }
 
 /// Autocomplete statements of one type running at once, unless configured
 /// ([`GraphQueries::with_autocomplete_statements`]).
 pub const AUTOCOMPLETE_STATEMENTS: usize = 2;
+
+/// Explore statements of one shape (centre type, by id or by name) running at once,
+/// unless configured ([`GraphQueries::with_explore_statements`]).
+pub const EXPLORE_STATEMENTS: usize = 2;
+
+/// Expand statements of one shape (centre type, by id or by name, category, with or
+/// without a year cut-off, offset and limit) running at once, unless configured
+/// ([`GraphQueries::with_expand_statements`]).
+pub const EXPAND_STATEMENTS: usize = 2;
+
+/// An expand statement's shape: its text, offset and limit (`SKIP` and `LIMIT` take
+/// parameters of the whole statement, not of a row).
+type ExpandShape = (String, i64, i64);
+
+/// An expand lookup's row: the centre's key and the year cut-off.
+#[derive(Debug)]
+struct ExpandInput {
+    key: BoltType,
+    before: Option<i64>,
+}
+
+/// A row of a batched explore statement: the lookup's position, its centre and counts.
+#[derive(Debug, Deserialize)]
+struct ExploreRow {
+    i: i64,
+    id: Option<i64>,
+    name: Option<String>,
+    counts: Vec<i64>,
+}
+
+/// A row of a batched expand statement: the lookup's position, its centre, total and page.
+#[derive(Debug, Deserialize)]
+struct ExpandRow {
+    i: i64,
+    id: Option<i64>,
+    name: Option<String>,
+    total: i64,
+    children: Vec<Child>,
+}
 
 impl std::fmt::Debug for GraphQueries {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -45,6 +88,8 @@ impl std::fmt::Debug for GraphQueries {
             .field("timeout", &self.timeout)
             .field("path_timeout", &self.path_timeout)
             .field("autocomplete", &self.autocomplete)
+            .field("explores", &self.explores)
+            .field("expands", &self.expands)
             .finish_non_exhaustive()
     }
 }
@@ -175,15 +220,36 @@ impl GraphQueries {
             timeout,
             path_timeout,
             autocomplete: Arc::new(Batches::new(AUTOCOMPLETE_STATEMENTS, None)),
+            explores: Arc::new(Batches::new(EXPLORE_STATEMENTS, None)),
+            expands: Arc::new(Batches::new(EXPAND_STATEMENTS, None)),
         }
     }
 
     /// At most `n` autocomplete statements of one type running at once (at least 1); the
     /// lookups that arrive meanwhile share the next statement ([`super::batch`]). Counts
-    /// statements and lookups in `metrics`.
+    /// statements and lookups in `metrics` (`autocomplete_statements_total`,
+    /// `autocomplete_lookups_total`).
     #[must_use]
     pub fn with_autocomplete_statements(mut self, n: usize, metrics: &Metrics) -> Self {
-        self.autocomplete = Arc::new(Batches::new(n, Some(metrics)));
+        self.autocomplete = Arc::new(Batches::new(n, Some((metrics, "autocomplete"))));
+        self
+    }
+
+    /// At most `n` explore statements of one shape running at once (at least 1); the
+    /// explores that arrive meanwhile share the next statement, one subquery each. Counts
+    /// them in `metrics` (`explore_statements_total`, `explore_lookups_total`).
+    #[must_use]
+    pub fn with_explore_statements(mut self, n: usize, metrics: &Metrics) -> Self {
+        self.explores = Arc::new(Batches::new(n, Some((metrics, "explore"))));
+        self
+    }
+
+    /// At most `n` expand statements of one shape running at once (at least 1); the
+    /// expands that arrive meanwhile share the next statement, one subquery each. Counts
+    /// them in `metrics` (`expand_statements_total`, `expand_lookups_total`).
+    #[must_use]
+    pub fn with_expand_statements(mut self, n: usize, metrics: &Metrics) -> Self {
+        self.expands = Arc::new(Batches::new(n, Some((metrics, "expand"))));
         self
     }
 
@@ -340,20 +406,15 @@ impl GraphQueries {
         if lucene.is_empty() {
             return Ok(json!({"results": []}));
         }
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        let lookup = Lookup {
-            lucene,
-            limit,
-            reply,
-        };
-        if let Some(first) = self.autocomplete.push(kind, lookup) {
-            let this = self.clone();
-            tokio::spawn(async move { this.run_autocomplete(kind, first).await });
-        }
-        let hits = tokio::time::timeout(self.timeout, answer)
-            .await
-            .map_err(|_| ApiError::late("graph", self.timeout))?
-            .map_err(|_| ApiError::Unavailable("the autocomplete query was lost".into()))??;
+        let hits = self
+            .shared(
+                &self.autocomplete,
+                kind,
+                Lookup { lucene, limit },
+                |g, kind, lookups| async move { g.autocomplete_batch(kind, lookups).await },
+            )
+            .await?
+            .ok_or_else(|| ApiError::database("an autocomplete query", &"a lookup got no row"))?;
         let results: Vec<Value> = hits
             .into_iter()
             .map(|h| {
@@ -368,42 +429,70 @@ impl GraphQueries {
         Ok(json!({ "results": results }))
     }
 
-    /// Runs autocomplete statements of `kind`, the first for `batch`, then one for each
-    /// batch that queued meanwhile, until none is waiting.
-    async fn run_autocomplete(&self, kind: EntityType, mut batch: Vec<Lookup>) {
-        let mut place = Place::new(&self.autocomplete, kind);
-        loop {
-            let mut answers = self.autocomplete_batch(kind, &batch).await;
-            for (i, lookup) in batch.into_iter().enumerate() {
-                let answer = match &mut answers {
-                    Ok(rows) => rows
-                        .get_mut(i)
-                        .and_then(Option::take)
-                        .map(|mut hits| {
-                            hits.truncate(usize::try_from(lookup.limit).unwrap_or(0));
-                            hits
-                        })
-                        .ok_or_else(|| {
-                            ApiError::database("an autocomplete query", &"a lookup got no row")
-                        }),
-                    Err(e) => Err(e.clone()),
-                };
-                if lookup.reply.send(answer).is_err() {
-                    tracing::debug!("an autocomplete requester gave up before its answer");
+    /// Sends `input` to Neo4j in a statement of `shape` shared with the lookups of that
+    /// shape that arrive while others run ([`super::batch`]), and waits for its answer
+    /// (`None`: its statement gave it no row). When fewer than the configured statements
+    /// of `shape` are running, this lookup starts one: a task runs `run` for its batch,
+    /// then for each batch that queued meanwhile, until none is waiting. `run` answers a
+    /// batch's inputs by position.
+    ///
+    /// # Errors
+    ///
+    /// [`ApiError::Timeout`] past the query limit, waiting included; the statement's
+    /// error, shared by every lookup of the statement.
+    async fn shared<K, I, A, F, Fut>(
+        &self,
+        batches: &Arc<Batches<K, I, A>>,
+        shape: K,
+        input: I,
+        run: F,
+    ) -> Result<Option<A>, ApiError>
+    where
+        K: Eq + Hash + Clone + Send + Sync + 'static,
+        I: Send + 'static,
+        A: Send + 'static,
+        F: Fn(GraphQueries, K, Vec<I>) -> Fut + Send + Copy + 'static,
+        Fut: Future<Output = Result<Vec<Option<A>>, ApiError>> + Send + 'static,
+    {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        if let Some(first) = batches.push(&shape, Pending { input, reply }) {
+            let (this, batches) = (self.clone(), Arc::clone(batches));
+            tokio::spawn(async move {
+                let mut place = Place::new(&batches, shape.clone());
+                let mut batch = first;
+                loop {
+                    let (inputs, replies): (Vec<I>, Vec<_>) =
+                        batch.into_iter().map(|p| (p.input, p.reply)).unzip();
+                    batches.sent(inputs.len());
+                    let mut answers = run(this.clone(), shape.clone(), inputs).await;
+                    for (i, reply) in replies.into_iter().enumerate() {
+                        let answer = match &mut answers {
+                            Ok(rows) => Ok(rows.get_mut(i).and_then(Option::take)),
+                            Err(e) => Err(e.clone()),
+                        };
+                        if reply.send(answer).is_err() {
+                            tracing::debug!("a graph requester gave up before its answer");
+                        }
+                    }
+                    match place.take_next() {
+                        Some(next) => batch = next,
+                        None => return,
+                    }
                 }
-            }
-            match place.take_next() {
-                Some(next) => batch = next,
-                None => return,
-            }
+            });
         }
+        tokio::time::timeout(self.timeout, answer)
+            .await
+            .map_err(|_| ApiError::late("graph", self.timeout))?
+            .map_err(|_| ApiError::Unavailable("the graph query was lost".into()))?
     }
 
-    /// One statement for `batch`: the suggestions of each lookup, by its position.
+    /// One statement for a batch of autocomplete lookups: the suggestions of each, by its
+    /// position, cut at its own limit.
     async fn autocomplete_batch(
         &self,
         kind: EntityType,
-        batch: &[Lookup],
+        batch: Vec<Lookup>,
     ) -> Result<Vec<Option<Vec<Hit>>>, ApiError> {
         let index = match kind {
             EntityType::Artist => self.names.fulltext_artist_name(),
@@ -413,7 +502,6 @@ impl GraphQueries {
             EntityType::Genre => self.names.schema_name("genre_name_fulltext"),
             EntityType::Style => self.names.schema_name("style_name_fulltext"),
         };
-        self.autocomplete.sent(batch.len());
         let qs: Vec<&str> = batch.iter().map(|l| l.lucene.as_str()).collect();
         let limit = batch.iter().map(|l| l.limit).max().unwrap_or(0);
         let q = query(&batch::statement(kind))
@@ -425,35 +513,38 @@ impl GraphQueries {
             i: i64,
             hits: Vec<Hit>,
         }
-        let mut out = vec![None; batch.len()];
-        for row in self.rows::<Row>(q).await? {
-            if let Some(slot) = usize::try_from(row.i).ok().and_then(|i| out.get_mut(i)) {
-                *slot = Some(row.hits);
+        let rows = self.rows::<Row>(q).await?;
+        let mut out = by_position(batch.len(), rows, |r| r.i);
+        for (slot, lookup) in out.iter_mut().zip(&batch) {
+            if let Some(row) = slot {
+                row.hits
+                    .truncate(usize::try_from(lookup.limit).unwrap_or(0));
             }
         }
-        Ok(out)
+        Ok(out.into_iter().map(|r| r.map(|r| r.hits)).collect())
     }
 
     /// `MATCH (x:Label …)`: the node `r` names, one row at most (by exact name: the lowest
-    /// id of complete records first, as [`Self::resolve`]); the key is `$key`.
+    /// id of complete records first, as [`Self::resolve`]); the key is the
+    /// lookup's `$keys[i]` in a batched statement.
     fn match_ref(&self, kind: EntityType, r: &EntityRef) -> (String, BoltType) {
         let label = self.label(kind);
         match r {
             EntityRef::Id(id) if !kind.keyed_by_name() => (
-                format!("MATCH (x:{label} {{id: $key}}) WITH x LIMIT 1"),
+                format!("MATCH (x:{label} {{id: $keys[i]}}) WITH x LIMIT 1"),
                 BoltType::from(*id),
             ),
             EntityRef::Id(id) => (
-                format!("MATCH (x:{label} {{name: $key}}) WITH x LIMIT 1"),
+                format!("MATCH (x:{label} {{name: $keys[i]}}) WITH x LIMIT 1"),
                 BoltType::from(id.to_string()),
             ),
             EntityRef::Name(n) if kind.keyed_by_name() => (
-                format!("MATCH (x:{label} {{name: $key}}) WITH x LIMIT 1"),
+                format!("MATCH (x:{label} {{name: $keys[i]}}) WITH x LIMIT 1"),
                 BoltType::from(n.as_str()),
             ),
             EntityRef::Name(n) => (
                 format!(
-                    "MATCH (x:{label} {{{}: $key}}) WITH x ORDER BY x.sha256 IS NULL, x.id LIMIT 1",
+                    "MATCH (x:{label} {{{}: $keys[i]}}) WITH x ORDER BY x.sha256 IS NULL, x.id LIMIT 1",
                     kind.name_property()
                 ),
                 BoltType::from(n.as_str()),
@@ -503,7 +594,7 @@ impl GraphQueries {
             )));
         }
         let (head, key) = self.match_ref(kind, r);
-        let mut text = head;
+        let mut text = format!("UNWIND range(0, size($keys) - 1) AS i CALL (i) {{ {head}");
         let mut counts = Vec::new();
         for (i, (cat, _)) in cats.iter().enumerate() {
             let part = self.category_parts(kind, cat, false)?;
@@ -521,21 +612,15 @@ impl GraphQueries {
             counts.push(total);
         }
         text.push_str(&format!(
-            " RETURN x.id AS id, x.{} AS name, [{}] AS counts",
+            " RETURN x.id AS id, x.{} AS name, [{}] AS counts }} RETURN i, id, name, counts",
             kind.name_property(),
             counts.join(", ")
         ));
-        #[derive(Deserialize)]
-        struct Row {
-            id: Option<i64>,
-            name: Option<String>,
-            counts: Vec<i64>,
-        }
         let row = self
-            .rows::<Row>(query(&text).param("key", key))
+            .shared(&self.explores, text, key, |g, text, keys| async move {
+                g.explore_batch(&text, keys).await
+            })
             .await?
-            .into_iter()
-            .next()
             .ok_or_else(|| not_found(kind, r))?;
         let center = Self::center_of(kind, row.id, row.name);
         let categories: Vec<Value> = cats
@@ -553,6 +638,8 @@ impl GraphQueries {
 
     /// The parts of a category's query from the centre `x`: the pattern, the count of its
     /// distinct neighbours, and the page (`$offset`, `$limit`) collected as `children`.
+    /// With `before_year`, the pattern keeps releases up to the lookup's `$befores[i]`
+    /// (the subquery must import `i`).
     fn category_parts(
         &self,
         kind: EntityType,
@@ -580,7 +667,7 @@ impl GraphQueries {
             )));
         }
         let year = if before_year {
-            "WHERE r.year > 0 AND r.year <= $before"
+            "WHERE r.year > 0 AND r.year <= $befores[i]"
         } else {
             ""
         };
@@ -656,34 +743,30 @@ impl GraphQueries {
     ) -> Result<Value, ApiError> {
         let part = self.category_parts(kind, category, before_year.is_some())?;
         let (head, key) = self.match_ref(kind, r);
+        let import = if before_year.is_some() { "x, i" } else { "x" };
         let text = format!(
-            "{head} CALL (x) {{ {body} RETURN {count} AS total }} \
-             CALL (x) {{ {body} {page} }} \
-             RETURN x.id AS id, x.{name} AS name, total, children",
+            "UNWIND range(0, size($keys) - 1) AS i CALL (i) {{ \
+             {head} CALL ({import}) {{ {body} RETURN {count} AS total }} \
+             CALL ({import}) {{ {body} {page} }} \
+             RETURN x.id AS id, x.{name} AS name, total, children }} \
+             RETURN i, id, name, total, children",
             body = part.body,
             count = part.count,
             page = part.page,
             name = kind.name_property(),
         );
-        let mut q = query(&text)
-            .param("key", key)
-            .param("limit", limit)
-            .param("offset", offset);
-        if let Some(b) = before_year {
-            q = q.param("before", b);
-        }
-        #[derive(Deserialize)]
-        struct Row {
-            id: Option<i64>,
-            name: Option<String>,
-            total: i64,
-            children: Vec<Child>,
-        }
+        let input = ExpandInput {
+            key,
+            before: before_year,
+        };
         let row = self
-            .rows::<Row>(q)
+            .shared(
+                &self.expands,
+                (text, offset, limit),
+                input,
+                |g, shape, inputs| async move { g.expand_batch(&shape, inputs).await },
+            )
             .await?
-            .into_iter()
-            .next()
             .ok_or_else(|| not_found(kind, r))?;
         let center = Self::center_of(kind, row.id, row.name);
         let n = i64::try_from(row.children.len()).unwrap_or(i64::MAX);
@@ -696,6 +779,41 @@ impl GraphQueries {
             "limit": limit,
             "has_more": offset + n < row.total,
         }))
+    }
+
+    /// One statement for a batch of explores of one shape: each lookup's row, by its
+    /// position (none for an unknown centre).
+    async fn explore_batch(
+        &self,
+        text: &str,
+        keys: Vec<BoltType>,
+    ) -> Result<Vec<Option<ExploreRow>>, ApiError> {
+        let n = keys.len();
+        let rows = self
+            .rows::<ExploreRow>(query(text).param("keys", keys))
+            .await?;
+        Ok(by_position(n, rows, |r| r.i))
+    }
+
+    /// One statement for a batch of expands of one shape (`(text, offset, limit)`): each
+    /// lookup's row, by its position (none for an unknown centre).
+    async fn expand_batch(
+        &self,
+        (text, offset, limit): &ExpandShape,
+        inputs: Vec<ExpandInput>,
+    ) -> Result<Vec<Option<ExpandRow>>, ApiError> {
+        let n = inputs.len();
+        let (keys, befores): (Vec<BoltType>, Vec<i64>) = inputs
+            .into_iter()
+            .map(|l| (l.key, l.before.unwrap_or(0)))
+            .unzip();
+        let q = query(text)
+            .param("keys", keys)
+            .param("befores", befores)
+            .param("offset", *offset)
+            .param("limit", *limit);
+        let rows = self.rows::<ExpandRow>(q).await?;
+        Ok(by_position(n, rows, |r| r.i))
     }
 
     /// Releases per year (years > 0) of an artist (`BY`), label (`ON`), genre or style
@@ -1094,6 +1212,21 @@ impl GraphQueries {
             None => json!({"min_year": null, "max_year": null}),
         })
     }
+}
+
+/// The rows of a batched statement of `n` lookups in the lookups' order (`position` of a
+/// row: its `i`); `None` for a lookup without a row.
+fn by_position<T>(n: usize, rows: Vec<T>, position: impl Fn(&T) -> i64) -> Vec<Option<T>> {
+    let mut out: Vec<Option<T>> = std::iter::repeat_with(|| None).take(n).collect();
+    for row in rows {
+        if let Some(slot) = usize::try_from(position(&row))
+            .ok()
+            .and_then(|i| out.get_mut(i))
+        {
+            *slot = Some(row);
+        }
+    }
+    out
 }
 
 /// A Lucene query requiring every word of `text` as a prefix: special characters escaped,

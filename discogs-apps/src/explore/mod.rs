@@ -13,7 +13,7 @@
 //! |---|---|
 //! | [`params`] | query parameters, validation, the JSON errors |
 //! | [`graph`] | the Neo4j queries |
-//! | [`batch`] | autocomplete lookups that arrive together share a Neo4j statement |
+//! | [`batch`] | autocomplete, explore and expand lookups that arrive together share a Neo4j statement |
 //! | [`search`] | full-text search in PostgreSQL, with facets and highlights |
 //! | [`cache`] | Redis cache-aside, fail-open, hits and misses in `/metrics` |
 //! | [`limit`] | token bucket per client address |
@@ -83,6 +83,15 @@ pub struct ExploreArgs {
     /// share the next statement (each with its own full-text call).
     #[arg(long, env = "EXPLORE_AUTOCOMPLETE_STATEMENTS", default_value_t = graph::AUTOCOMPLETE_STATEMENTS)]
     pub autocomplete_statements: usize,
+    /// Explore statements of one shape (centre type, by id or by name) running at once;
+    /// explores arriving meanwhile share the next statement (each with its own subquery).
+    #[arg(long, env = "EXPLORE_EXPLORE_STATEMENTS", default_value_t = graph::EXPLORE_STATEMENTS)]
+    pub explore_statements: usize,
+    /// Expand statements of one shape (centre type, by id or by name, category, year
+    /// cut-off or none, offset, limit) running at once; expands arriving meanwhile share
+    /// the next statement (each with its own subquery).
+    #[arg(long, env = "EXPLORE_EXPAND_STATEMENTS", default_value_t = graph::EXPAND_STATEMENTS)]
+    pub expand_statements: usize,
     /// The relational database (server, user, password, database).
     #[command(flatten)]
     pub postgres: PgConnectionArgs,
@@ -155,7 +164,9 @@ impl ExploreArgs {
             timeout,
             Duration::from_millis(self.path_timeout_ms),
         )
-        .with_autocomplete_statements(self.autocomplete_statements, &metrics);
+        .with_autocomplete_statements(self.autocomplete_statements, &metrics)
+        .with_explore_statements(self.explore_statements, &metrics)
+        .with_expand_statements(self.expand_statements, &metrics);
         let pg = self.postgres.tokio_config()?;
         let cache = cache::Cache::new(
             &cache::CacheConfig {

@@ -438,6 +438,7 @@ async fn api_answers_from_the_loaded_fixtures() {
         );
 
         autocomplete_answers(&world).await;
+        crate::batched::batched_explores_and_expands(&world).await;
         search_answers(&world, &app).await;
         node_details(&world, &app).await;
         invalid_input(&app, artist).await;

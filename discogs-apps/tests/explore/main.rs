@@ -4,6 +4,7 @@
 //! fixture records (their graph form), or from direct database queries.
 
 mod api;
+mod batched;
 mod browser;
 #[path = "../common/chromium.rs"]
 mod chromium;
