@@ -70,6 +70,15 @@ impl FromStr for Secret {
     }
 }
 
+/// Parses `BUS_COMPRESSION` (`none` or `lz4`) for clap.
+///
+/// # Errors
+///
+/// The message of [`discogs_bus::Compression::from_name`].
+pub fn parse_compression(value: &str) -> Result<discogs_bus::Compression, String> {
+    discogs_bus::Compression::from_name(value).map_err(|e| e.to_string())
+}
+
 /// `scheme://user:password@host/...` → `scheme://user:***@host/...`; anything that is not
 /// such a URL becomes `***` entirely (it may be a bare password).
 #[must_use]

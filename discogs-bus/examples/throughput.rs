@@ -14,7 +14,7 @@
 //! ```text
 //! scripts/services up && eval "$(scripts/services env)"
 //! cargo run --release -p discogs-bus --example throughput -- [--records 300000] [--baseline-records 20000]
-//!     [--batch 100] [--window 128]
+//!     [--batch 100] [--window 128] [--compression lz4|none]
 //! ```
 //!
 //! The exchanges and queues live under a prefix of their own and are deleted at the end.
@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 
 use discogs_benches::generate::Generator;
 use discogs_bus::{
-    Admin, AmqpConsumer, AmqpPublisher, BusError, Consumer, ConsumerConfig, FileRef, Publisher,
-    PublisherConfig, Resume, Topology,
+    Admin, AmqpConsumer, AmqpPublisher, BusError, Compression, Consumer, ConsumerConfig, FileRef,
+    Publisher, PublisherConfig, Resume, Topology,
 };
 use discogs_model::wire::Message;
 use discogs_model::{RecordKind, SinkRecord};
@@ -36,6 +36,7 @@ struct Args {
     batch: usize,
     window: usize,
     prefetch: u16,
+    compression: Compression,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -46,6 +47,7 @@ fn parse_args() -> Result<Args, String> {
         batch: 100,
         window: 128,
         prefetch: 0,
+        compression: Compression::default(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -67,6 +69,9 @@ fn parse_args() -> Result<Args, String> {
             }
             "--window" => {
                 args.window = usize::try_from(number(&value)?).map_err(|e| e.to_string())?
+            }
+            "--compression" => {
+                args.compression = Compression::from_name(&value).map_err(|e| e.to_string())?
             }
             "--prefetch" => {
                 args.prefetch = u16::try_from(number(&value)?).map_err(|e| e.to_string())?
@@ -245,6 +250,7 @@ async fn example() -> Result<(), Box<dyn std::error::Error>> {
     let batched = PublisherConfig {
         max_records: args.batch,
         confirm_window: args.window,
+        compression: args.compression,
         ..PublisherConfig::default()
     };
     let one_by_one = PublisherConfig {
@@ -282,8 +288,8 @@ async fn example() -> Result<(), Box<dyn std::error::Error>> {
     for (name, run) in [
         (
             format!(
-                "batched ({} records/message, window {})",
-                args.batch, args.window
+                "batched ({} records/message, window {}, compression {:?})",
+                args.batch, args.window, args.compression
             ),
             &b,
         ),

@@ -168,6 +168,9 @@ pub struct PublisherConfig {
     pub reconnect: Backoff,
     /// Name shown in the broker's connection list.
     pub connection_name: String,
+    /// How batch bodies are compressed (default [`Compression::None`]). Control messages
+    /// always travel as plain JSON.
+    pub compression: Compression,
 }
 
 impl Default for PublisherConfig {
@@ -180,6 +183,7 @@ impl Default for PublisherConfig {
             consumers: Vec::new(),
             reconnect: Backoff::new(Some(Duration::from_secs(300))),
             connection_name: "discogs-bus publisher".to_owned(),
+            compression: Compression::default(),
         }
     }
 }
@@ -197,6 +201,44 @@ impl PublisherConfig {
             ));
         }
         Ok(())
+    }
+}
+
+/// How a publisher compresses the JSON body of a batch. Consumers read every form (the
+/// message's `content_encoding` says which), so publishers may differ.
+///
+/// LZ4 shrinks a batch of release JSON about threefold, so a backlog (a consumer slower
+/// than the extractor keeps most of a dump in its quorum queue) takes a third of the
+/// broker's disk; it costs the publisher about 6 µs and the consumer about 2 µs of CPU per
+/// release on the project machine (README, "Message bus").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Compression {
+    /// The JSON as it is (`content_encoding` `UTF-8`).
+    #[default]
+    None,
+    /// The LZ4 block format with the JSON's length in front as a little-endian `u32`
+    /// (`content_encoding` [`Compression::LZ4_ENCODING`]).
+    Lz4,
+}
+
+impl Compression {
+    /// The `content_encoding` of an LZ4-compressed body.
+    pub const LZ4_ENCODING: &'static str = "lz4-block";
+
+    /// `none` or `lz4`, as the environment variable `BUS_COMPRESSION` takes it.
+    ///
+    /// # Errors
+    ///
+    /// [`BusError::Usage`] for any other name.
+    pub fn from_name(name: &str) -> Result<Self, BusError> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "none" | "off" => Ok(Self::None),
+            "lz4" => Ok(Self::Lz4),
+            other => Err(BusError::Usage(format!(
+                "compression {other:?}: expected \"lz4\" or \"none\""
+            ))),
+        }
     }
 }
 

@@ -15,7 +15,7 @@ use crate::amqp::{close_quietly, connect, header_u64, headers, within_session_ti
 use crate::consume::{Consumer, ConsumerState};
 use crate::delivery::{AmqpSettle, OutstandingCounter, Payload, Settle};
 use crate::topology::declare_consumer;
-use crate::{BusError, ConsumerConfig, Delivery, Topology};
+use crate::{BusError, Compression, ConsumerConfig, Delivery, Topology};
 
 /// Consumes the queues of one consumer from RabbitMQ (see [`Consumer`]).
 ///
@@ -197,7 +197,10 @@ impl AmqpConsumer {
         Delivery::new(
             source.kind,
             source.queue.clone(),
-            Payload::Body(d.data),
+            match d.properties.content_encoding() {
+                Some(e) if e.as_str() == Compression::LZ4_ENCODING => Payload::Lz4(d.data),
+                _ => Payload::Body(d.data),
+            },
             redeliveries,
             self.topology.delivery_limit,
             Settle::Amqp(Box::new(AmqpSettle {

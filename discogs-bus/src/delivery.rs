@@ -38,6 +38,8 @@ pub struct Delivery {
     kind: RecordKind,
     queue: Arc<str>,
     payload: Payload,
+    /// The JSON of an LZ4 body, decompressed on first use.
+    inflated: OnceLock<Result<Vec<u8>, String>>,
     /// The body decoded into owned records, on the first [`Delivery::message`].
     decoded: OnceLock<Result<Message<'static>, String>>,
     redelivery_count: u32,
@@ -50,6 +52,9 @@ pub struct Delivery {
 pub(crate) enum Payload {
     /// A message body from RabbitMQ, decoded on demand.
     Body(Vec<u8>),
+    /// An LZ4-compressed body from RabbitMQ ([`crate::Compression::Lz4`]), decompressed
+    /// and decoded on demand.
+    Lz4(Vec<u8>),
     /// A message shared by the in-process bus.
     Shared(Arc<Message<'static>>),
 }
@@ -100,6 +105,7 @@ impl fmt::Debug for Delivery {
             .field("redelivery_count", &self.redelivery_count);
         match &self.payload {
             Payload::Body(body) => d.field("body_bytes", &body.len()),
+            Payload::Lz4(body) => d.field("lz4_body_bytes", &body.len()),
             Payload::Shared(m) => d
                 .field("type", &m.message_type())
                 .field("records", &m.record_count()),
@@ -122,6 +128,7 @@ impl Delivery {
             kind,
             queue,
             payload,
+            inflated: OnceLock::new(),
             decoded: OnceLock::new(),
             redelivery_count,
             delivery_limit,
@@ -151,8 +158,8 @@ impl Delivery {
     pub fn message(&self) -> Result<&Message<'static>, BusError> {
         let decoded = match &self.payload {
             Payload::Shared(m) => return Ok(m),
-            Payload::Body(body) => self.decoded.get_or_init(|| {
-                Message::from_json(body)
+            Payload::Body(_) | Payload::Lz4(_) => self.decoded.get_or_init(|| {
+                Message::from_json(self.json()?)
                     .map(Message::into_owned)
                     .map_err(|e| e.to_string())
             }),
@@ -174,17 +181,35 @@ impl Delivery {
     pub fn decode(&self) -> Result<Cow<'_, Message<'_>>, BusError> {
         match &self.payload {
             Payload::Shared(m) => Ok(Cow::Borrowed(m.as_ref())),
-            Payload::Body(body) => {
+            Payload::Body(_) | Payload::Lz4(_) => {
                 if let Some(Ok(m)) = self.decoded.get() {
                     return Ok(Cow::Borrowed(m));
                 }
-                Message::from_json(body)
+                let failed = |reason: String| BusError::Decode {
+                    queue: self.queue.to_string(),
+                    reason,
+                };
+                Message::from_json(self.json().map_err(failed)?)
                     .map(Cow::Owned)
-                    .map_err(|e| BusError::Decode {
-                        queue: self.queue.to_string(),
-                        reason: e.to_string(),
-                    })
+                    .map_err(|e| failed(e.to_string()))
             }
+        }
+    }
+
+    /// The JSON of a body from RabbitMQ: the body itself, or its LZ4 decompression (made
+    /// once and kept). Empty for a message of the in-process bus.
+    fn json(&self) -> Result<&[u8], String> {
+        match &self.payload {
+            Payload::Body(body) => Ok(body),
+            Payload::Lz4(body) => self
+                .inflated
+                .get_or_init(|| {
+                    lz4_flex::block::decompress_size_prepended(body)
+                        .map_err(|e| format!("the LZ4 body does not decompress: {e}"))
+                })
+                .as_deref()
+                .map_err(Clone::clone),
+            Payload::Shared(_) => Ok(&[]),
         }
     }
 
@@ -203,11 +228,13 @@ impl Delivery {
         self.batch().map_or(&[], |b| b.records.as_slice())
     }
 
-    /// The message body as received from RabbitMQ (JSON); `None` on the in-process bus.
+    /// The message body as received from RabbitMQ: JSON, or LZ4-compressed JSON when its
+    /// `content_encoding` is [`crate::Compression::LZ4_ENCODING`]; `None` on the in-process
+    /// bus.
     #[must_use]
     pub fn body(&self) -> Option<&[u8]> {
         match &self.payload {
-            Payload::Body(body) => Some(body),
+            Payload::Body(body) | Payload::Lz4(body) => Some(body),
             Payload::Shared(_) => None,
         }
     }
@@ -304,7 +331,7 @@ impl Delivery {
                 let properties = s.properties.clone().with_headers(table);
                 let what = format!("dead-lettering a message from {queue}");
                 let body: &[u8] = match &self.payload {
-                    Payload::Body(body) => body,
+                    Payload::Body(body) | Payload::Lz4(body) => body,
                     Payload::Shared(_) => &[],
                 };
                 let publishing = async {

@@ -76,7 +76,7 @@ mod publisher;
 pub mod topology;
 
 pub use amqp::headers;
-pub use config::{Backoff, ConsumerConfig, PublisherConfig, Topology, DEFAULT_PREFIX};
+pub use config::{Backoff, Compression, ConsumerConfig, PublisherConfig, Topology, DEFAULT_PREFIX};
 pub use consume::{process, Consumer, ConsumerState, Handler, RetryPolicy, Settled};
 pub use consumer::AmqpConsumer;
 pub use delivery::{dead_letter_reason, Delivery};

@@ -22,7 +22,7 @@ use crate::amqp::{close_quietly, connect, properties, within_session_timeout, Me
 use crate::error::{lapin_is_retriable, needs_reconnect};
 use crate::publish::{complete_message, FileProgress, FileRef, Publisher, Resume};
 use crate::topology::{declare_consumer, declare_exchanges};
-use crate::{BusError, PublisherConfig, Topology};
+use crate::{BusError, Compression, PublisherConfig, Topology};
 
 /// Publishes to RabbitMQ (see [`Publisher`] for the protocol).
 ///
@@ -269,7 +269,14 @@ impl AmqpPublisher {
             return;
         };
         let records = self.encoder.records() as u64;
-        let body = self.encoder.finish();
+        let json = self.encoder.finish();
+        let (body, encoding) = match self.config.compression {
+            Compression::Lz4 => (
+                lz4_flex::block::compress_prepend_size(&json),
+                Some(Compression::LZ4_ENCODING),
+            ),
+            Compression::None => (json, None),
+        };
         self.encoding = false;
         let file = &open.progress.file;
         let seq = open.progress.batches;
@@ -285,7 +292,10 @@ impl AmqpPublisher {
         self.outbox.push_back(Outgoing {
             exchange: self.topology.exchange(file.kind).into(),
             body: Arc::new(body),
-            properties: properties(&info),
+            properties: match encoding {
+                Some(e) => properties(&info).with_content_encoding(e.into()),
+                None => properties(&info),
+            },
             what: format!("batch {}/{}#{seq}", file.version, file.file),
             batch: Some((seq, records)),
             state: State::Unsent,

@@ -48,6 +48,7 @@ async fn run(args: ExtractorArgs) -> anyhow::Result<()> {
         max_records: args.batch_size,
         consumers: args.consumers.clone(),
         connection_name: "discogsography extractor".into(),
+        compression: args.bus_compression,
         ..PublisherConfig::default()
     };
     let publisher = AmqpPublisher::new(

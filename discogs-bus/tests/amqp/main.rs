@@ -14,8 +14,8 @@ use std::time::Duration;
 use behaviour::TestBus;
 use common::{management_get, with_amqp};
 use discogs_bus::{
-    process, Admin, AmqpConsumer, BusError, Consumer, ConsumerConfig, ConsumerState, FileRef,
-    Publisher, PublisherConfig, Resume, RetryPolicy, Settled, Topology,
+    process, Admin, AmqpConsumer, BusError, Compression, Consumer, ConsumerConfig, ConsumerState,
+    FileRef, Publisher, PublisherConfig, Resume, RetryPolicy, Settled, Topology,
 };
 use discogs_model::RecordKind;
 use lapin::options::{BasicPublishOptions, QueueDeclareOptions};
@@ -276,6 +276,145 @@ async fn amqp_undecodable_message_is_dead_lettered() {
         assert_eq!(copy.data, br#"{"type":"batch","schema":99}"#);
         let why = discogs_bus::dead_letter_reason(copy.properties.headers().as_ref()).unwrap();
         assert!(why.contains("schema 99 is newer"), "{why}");
+        consumer.close().await.unwrap();
+        conn.close(200, "done".into()).await.unwrap();
+    })
+    .await;
+}
+
+/// Batches travel LZ4-compressed by default and plain when a publisher says so; one
+/// consumer reads both, and the records are the same.
+#[tokio::test]
+async fn amqp_lz4_and_plain_batches_read_the_same() {
+    with_amqp("lz4", 20, |bus| async move {
+        bus.declare("reader").await;
+        let records: Vec<_> = (1..=50).map(behaviour::artist).collect();
+        for (n, compression) in [Compression::Lz4, Compression::None]
+            .into_iter()
+            .enumerate()
+        {
+            let mut publisher = bus.publisher(PublisherConfig {
+                compression,
+                ..PublisherConfig::default()
+            });
+            let file = FileRef::new(RecordKind::Artist, "20260101", format!("file{n}.xml.gz"));
+            publisher.begin_file(file, Resume::default()).unwrap();
+            for r in &records {
+                publisher.publish(r).await.unwrap();
+            }
+            publisher.end_file().await.unwrap();
+            publisher.close().await.unwrap();
+        }
+        let mut consumer = bus.consumer(ConsumerConfig::new("reader"));
+        let mut seen = Vec::new();
+        while seen.len() < 4 {
+            let d = tokio::time::timeout(Duration::from_secs(30), consumer.next())
+                .await
+                .unwrap()
+                .unwrap();
+            let body = d.body().unwrap().to_vec();
+            let message = behaviour::owned(&d);
+            if let discogs_model::wire::Message::Batch(b) = &message {
+                assert_eq!(b.records, records, "the records of {}", b.file);
+                let json = message.to_json().unwrap();
+                if b.file == "file0.xml.gz" {
+                    // The LZ4 block format after the JSON's length (little-endian u32).
+                    assert!(
+                        body.len() < json.len(),
+                        "LZ4 body of {} bytes for {} bytes of JSON",
+                        body.len(),
+                        json.len()
+                    );
+                    let length = u32::try_from(json.len()).unwrap().to_le_bytes();
+                    assert_eq!(body[..4], length);
+                } else {
+                    assert_eq!(body, json, "a plain body is the JSON itself");
+                }
+                seen.push(b.file.to_string());
+            } else {
+                seen.push(message.message_type().to_string());
+            }
+            d.ack().await.unwrap();
+        }
+        seen.sort();
+        assert_eq!(
+            seen,
+            [
+                "file0.xml.gz",
+                "file1.xml.gz",
+                "file_complete",
+                "file_complete"
+            ]
+        );
+        consumer.close().await.unwrap();
+    })
+    .await;
+}
+
+/// A body that claims to be LZ4 and does not decompress is dead-lettered with the reason,
+/// the copy as it came (body and `content_encoding`).
+#[tokio::test]
+async fn amqp_corrupt_lz4_body_is_dead_lettered() {
+    with_amqp("badlz4", 20, |bus| async move {
+        bus.declare("reader").await;
+        let conn = lapin::Connection::connect(bus.url(), lapin::ConnectionProperties::default())
+            .await
+            .unwrap();
+        let channel = conn.create_channel().await.unwrap();
+        let exchange = bus.topology.exchange(RecordKind::Label);
+        // Claims 1,000 bytes of JSON, then a literal run that overruns the input.
+        let corrupt = b"\xe8\x03\x00\x00\xf0\xff\xffnot lz4";
+        channel
+            .basic_publish(
+                exchange.as_str().into(),
+                "".into(),
+                BasicPublishOptions::default(),
+                corrupt,
+                lapin::BasicProperties::default()
+                    .with_content_encoding(Compression::LZ4_ENCODING.into()),
+            )
+            .await
+            .unwrap();
+        let mut consumer = bus.consumer(ConsumerConfig::new("reader"));
+        let d = tokio::time::timeout(Duration::from_secs(30), consumer.next())
+            .await
+            .unwrap()
+            .unwrap();
+        let err = d.decode().unwrap_err();
+        assert!(!err.is_retriable());
+        let mut handler = behaviour::Failing {
+            retriable: true,
+            calls: 0,
+        };
+        let settled = process(d, &mut handler, &RetryPolicy::default())
+            .await
+            .unwrap();
+        let Settled::DeadLettered { reason } = settled else {
+            panic!("{settled:?}")
+        };
+        assert!(reason.contains("does not decompress"), "{reason}");
+        assert_eq!(handler.calls, 0);
+        let dlq = bus.topology.dead_letter_queue("reader", RecordKind::Label);
+        let mut copy = None;
+        for _ in 0..40 {
+            copy = channel
+                .basic_get(dlq.as_str().into(), Default::default())
+                .await
+                .unwrap();
+            if copy.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let copy = copy.expect("a copy in the dead-letter queue").delivery;
+        assert_eq!(copy.data, corrupt);
+        assert_eq!(
+            copy.properties
+                .content_encoding()
+                .as_ref()
+                .map(|e| e.as_str()),
+            Some(Compression::LZ4_ENCODING)
+        );
         consumer.close().await.unwrap();
         conn.close(200, "done".into()).await.unwrap();
     })
