@@ -160,7 +160,7 @@ async fn run(
         consume_start = Instant::now();
     }
 
-    let (mut received, mut messages) = (0u64, 0u64);
+    let (mut received, mut messages, mut body_bytes) = (0u64, 0u64, 0u64);
     let (mut waiting, mut decoding, mut acking) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     loop {
         let t0 = Instant::now();
@@ -168,6 +168,7 @@ async fn run(
         let t1 = Instant::now();
         waiting += t1 - t0;
         messages += 1;
+        body_bytes += delivery.body().map_or(0, |b| b.len() as u64);
         // Decoded into typed records, as a consumer service does before writing them.
         let message = delivery.decode()?;
         let done = match &*message {
@@ -190,6 +191,10 @@ async fn run(
     }
     let elapsed = start.elapsed();
     eprintln!("  consumer: waiting {waiting:?}, decoding {decoding:?}, acking {acking:?}");
+    println!(
+        "  bodies on the broker: {:.0} bytes per record",
+        body_bytes as f64 / received.max(1) as f64
+    );
     if sequential {
         let consuming = consume_start.elapsed();
         println!(

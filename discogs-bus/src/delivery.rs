@@ -71,6 +71,34 @@ pub(crate) struct AmqpSettle {
     pub(crate) properties: BasicProperties,
 }
 
+/// The JSON of a message body as found in a queue (a dead-letter queue read with another
+/// client, say): the body itself, or its decompression when `content_encoding` is
+/// [`crate::Compression::LZ4_ENCODING`].
+///
+/// # Errors
+///
+/// [`BusError::Decode`] (naming no queue) when an LZ4 body does not decompress.
+pub fn body_json<'a>(
+    content_encoding: Option<&str>,
+    body: &'a [u8],
+) -> Result<Cow<'a, [u8]>, BusError> {
+    if content_encoding == Some(crate::Compression::LZ4_ENCODING) {
+        inflate(body)
+            .map(Cow::Owned)
+            .map_err(|reason| BusError::Decode {
+                queue: String::new(),
+                reason,
+            })
+    } else {
+        Ok(Cow::Borrowed(body))
+    }
+}
+
+fn inflate(body: &[u8]) -> Result<Vec<u8>, String> {
+    lz4_flex::block::decompress_size_prepended(body)
+        .map_err(|e| format!("the LZ4 body does not decompress: {e}"))
+}
+
 /// Counts the deliveries handed out and not yet dropped or settled, so that a consumer
 /// does not go idle (and close its channels) under a delivery someone still holds.
 #[derive(Debug, Clone, Default)]
@@ -203,10 +231,7 @@ impl Delivery {
             Payload::Body(body) => Ok(body),
             Payload::Lz4(body) => self
                 .inflated
-                .get_or_init(|| {
-                    lz4_flex::block::decompress_size_prepended(body)
-                        .map_err(|e| format!("the LZ4 body does not decompress: {e}"))
-                })
+                .get_or_init(|| inflate(body))
                 .as_deref()
                 .map_err(Clone::clone),
             Payload::Shared(_) => Ok(&[]),

@@ -79,7 +79,7 @@ pub use amqp::headers;
 pub use config::{Backoff, Compression, ConsumerConfig, PublisherConfig, Topology, DEFAULT_PREFIX};
 pub use consume::{process, Consumer, ConsumerState, Handler, RetryPolicy, Settled};
 pub use consumer::AmqpConsumer;
-pub use delivery::{dead_letter_reason, Delivery};
+pub use delivery::{body_json, dead_letter_reason, Delivery};
 pub use error::BusError;
 pub use memory::{DeadLetter, MemoryBus, MemoryConsumer, MemoryPublisher};
 pub use publish::{FileProgress, FileRef, Publisher, Resume};

@@ -206,7 +206,10 @@ impl TestBus for Amqp {
                     Some(AMQPValue::LongLongInt(n)) => u32::try_from(*n).ok(),
                     _ => None,
                 };
-            let message = Message::from_json(&delivery.data).unwrap().into_owned();
+            let encoding = delivery.properties.content_encoding().as_ref();
+            let json =
+                discogs_bus::body_json(encoding.map(|e| e.as_str()), &delivery.data).unwrap();
+            let message = Message::from_json(&json).unwrap().into_owned();
             delivery.ack(BasicAckOptions::default()).await.unwrap();
             out.push(DeadLettered {
                 message,
