@@ -14,8 +14,10 @@
 //! masters), batches of 5000 records, at most 5000 records per transaction, the sink's
 //! default number of concurrent write transactions per chunk. With `NEO4J_PID` set to the
 //! server's process id, each phase also prints the server's CPU time per record (from
-//! `/proc`). The server
-//! comes from `NEO4J_TEST_URI`, `NEO4J_USERNAME`, `NEO4J_PASSWORD`; the benchmark writes in
+//! `/proc`), and the part of it that is not the JVM compiling Neo4j's code. With
+//! `BENCH_WARMUP=N` set, the same run on N releases goes first, unreported, in a namespace
+//! of its own (a freshly started server spends its first minutes largely compiling). The
+//! server comes from `NEO4J_TEST_URI`, `NEO4J_USERNAME`, `NEO4J_PASSWORD`; the benchmark writes in
 //! a namespace of its own and drops it at the end (unless `KEEP_GRAPH` is set).
 //!
 //! Records come from discogs-benches' `Generator` (seed 42). Their references point at
@@ -146,10 +148,9 @@ impl Data {
     }
 }
 
-/// CPU time (user + system) of process `pid` so far, from `/proc/<pid>/stat`.
-fn cpu_time(pid: Option<u32>) -> Option<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid?)).ok()?;
-    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+/// CPU time (user + system) in a `/proc` `stat` line: utime and stime are the 14th and
+/// 15th fields, counted after the parenthesised command name.
+fn stat_cpu(stat: &str) -> Option<Duration> {
     let rest = &stat[stat.rfind(')')? + 2..];
     let mut fields = rest.split_whitespace().skip(11);
     let ticks: u64 = fields.next()?.parse::<u64>().ok()? + fields.next()?.parse::<u64>().ok()?;
@@ -157,16 +158,49 @@ fn cpu_time(pid: Option<u32>) -> Option<Duration> {
     Some(Duration::from_millis(ticks * 10))
 }
 
+/// CPU time of a process so far: `(all threads, its JIT compiler threads)`.
+///
+/// The JVM's compiler threads (`C1 CompilerThre…`, `C2 CompilerThre…`) are counted apart:
+/// a freshly started server spends much of its CPU compiling Neo4j's own code for the
+/// first minute or two of writes, a cost a long load pays once.
+#[derive(Debug, Clone, Copy)]
+struct Cpu {
+    total: Duration,
+    jit: Duration,
+}
+
+fn cpu_time(pid: Option<u32>) -> Option<Cpu> {
+    let pid = pid?;
+    let total = stat_cpu(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)?;
+    let mut jit = Duration::ZERO;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+    {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        let name = stat.split_once('(').map_or("", |(_, n)| n);
+        if name.starts_with("C1 CompilerThre") || name.starts_with("C2 CompilerThre") {
+            jit += stat_cpu(&stat).unwrap_or_default();
+        }
+    }
+    Some(Cpu { total, jit })
+}
+
 /// ` server CPU …` since `before`, per record, when the server's pid is known.
-fn server_cpu(pid: Option<u32>, before: Option<Duration>, n: usize, wall: Duration) -> String {
+fn server_cpu(pid: Option<u32>, before: Option<Cpu>, n: usize, wall: Duration) -> String {
     match (cpu_time(pid), before) {
         (Some(now), Some(before)) => {
-            let used = now.saturating_sub(before);
+            let used = now.total.saturating_sub(before.total);
+            let jit = now.jit.saturating_sub(before.jit);
             #[allow(clippy::cast_precision_loss)]
-            let per = used.as_secs_f64() * 1e6 / n.max(1) as f64;
+            let per = |d: Duration| d.as_secs_f64() * 1e6 / n.max(1) as f64;
             format!(
-                "; server CPU {:.1} s = {per:.0} µs/record, {:.0} % of one core",
+                "; server CPU {:.1} s = {:.0} µs/record ({:.0} without JIT compiling), {:.0} % of one core",
                 used.as_secs_f64(),
+                per(used),
+                per(used.saturating_sub(jit)),
                 100.0 * used.as_secs_f64() / wall.as_secs_f64().max(1e-9)
             )
         }
@@ -180,6 +214,94 @@ fn rate(n: usize, d: Duration) -> f64 {
     n / d.as_secs_f64()
 }
 
+/// What one run needs besides the sink.
+struct Run {
+    releases: usize,
+    batch: usize,
+    pid: Option<u32>,
+    stubs: bool,
+}
+
+impl Run {
+    /// The four files' first load, a re-load of the unchanged releases, an update with 10 %
+    /// of them changed, `finish_extraction`, and the namespace dropped (unless `keep`).
+    /// Prints each phase when `report` is set.
+    async fn run(&self, mut sink: Neo4jSink, report: bool, keep: bool) -> Result<()> {
+        let (releases, batch, pid) = (self.releases, self.batch, self.pid);
+        let (artists, labels, masters) = (releases / 2, releases / 8, releases / 8);
+        let say = |line: String| {
+            if report {
+                println!("{line}");
+            }
+        };
+        let data = Data {
+            artists: ids(RecordKind::Artist, artists),
+            labels: ids(RecordKind::Label, labels),
+            masters: ids(RecordKind::Master, masters),
+            releases: ids(RecordKind::Release, releases),
+            stubs: self.stubs,
+        };
+        for (kind, n) in [
+            (RecordKind::Artist, artists),
+            (RecordKind::Label, labels),
+            (RecordKind::Master, masters),
+            (RecordKind::Release, releases),
+        ] {
+            let cpu = cpu_time(pid);
+            let stats = sink.stats();
+            let (outcome, t) = data.pass(&mut sink, kind, n, batch, None).await?;
+            say(format!(
+                "  first load, {kind:<8} {:>9.0} records/s  ({n} in {:.1} s, {outcome:?}, deadlock retries {}{})",
+                rate(n, t),
+                t.as_secs_f64(),
+                sink.stats().deadlock_retries - stats.deadlock_retries,
+                server_cpu(pid, cpu, n, t)
+            ));
+        }
+        let before = sink.stats();
+        let cpu = cpu_time(pid);
+        let (outcome, t) = data
+            .pass(&mut sink, RecordKind::Release, releases, batch, None)
+            .await?;
+        say(format!(
+            "  re-load, unchanged    {:>9.0} releases/s ({:.1} s, {outcome:?}, write transactions: {}{})",
+            rate(releases, t),
+            t.as_secs_f64(),
+            sink.stats().write_transactions - before.write_transactions,
+            server_cpu(pid, cpu, releases, t)
+        ));
+        let cpu = cpu_time(pid);
+        let stats = sink.stats();
+        let (outcome, t) = data
+            .pass(&mut sink, RecordKind::Release, releases, batch, Some(10))
+            .await?;
+        say(format!(
+            "  update, 10% changed   {:>9.0} releases/s ({:.1} s, {outcome:?}, deadlock retries {}{})",
+            rate(releases, t),
+            t.as_secs_f64(),
+            sink.stats().deadlock_retries - stats.deadlock_retries,
+            server_cpu(pid, cpu, releases, t)
+        ));
+        let started = Instant::now();
+        let report_ = sink.finish_extraction().await?;
+        say(format!(
+            "  finish_extraction     {:.1} s ({report_:?})",
+            started.elapsed().as_secs_f64()
+        ));
+        if keep {
+            say("  kept the namespace (KEEP_GRAPH is set)".to_owned());
+            return Ok(());
+        }
+        let started = Instant::now();
+        sink.drop_namespace().await?;
+        say(format!(
+            "  namespace dropped in {:.1} s",
+            started.elapsed().as_secs_f64()
+        ));
+        Ok(())
+    }
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<()> {
     let releases = arg(1, 100_000);
@@ -187,90 +309,56 @@ async fn main() -> Result<()> {
     let tx_records = arg(3, 5_000);
     let write_transactions = arg(4, discogs_sink_neo4j::default_write_transactions());
     let pid: Option<u32> = std::env::var("NEO4J_PID").ok().and_then(|p| p.parse().ok());
-    let (artists, labels, masters) = (releases / 2, releases / 8, releases / 8);
+    let warmup: usize = env("BENCH_WARMUP", "0").parse()?;
     let stubs = std::env::var_os("BENCH_STUBS").is_some();
-    let namespace = format!("Bench{}_", std::process::id());
-    let config = Neo4jSinkConfig::new(
-        env("NEO4J_TEST_URI", "bolt://127.0.0.1:7687"),
-        env("NEO4J_USERNAME", "neo4j"),
-        env("NEO4J_PASSWORD", "discogsography"),
-    )
-    .namespace(&namespace)
-    .transaction_records(tx_records)
-    .write_transactions(write_transactions)
-    .timeout_secs(600);
-    let mut sink = Neo4jSink::new(config)?;
-    sink.ensure_schema().await?;
-    println!(
-        "neo4j_sink_bench: {releases} releases, {artists} artists, {labels} labels, {masters} masters; \
-         batches of {batch}, {tx_records} records per chunk in up to {write_transactions} concurrent \
-         transactions, namespace {namespace}{}",
-        if stubs { ", references left random (stubs)" } else { "" }
-    );
-    let data = Data {
-        artists: ids(RecordKind::Artist, artists),
-        labels: ids(RecordKind::Label, labels),
-        masters: ids(RecordKind::Master, masters),
-        releases: ids(RecordKind::Release, releases),
-        stubs,
+    let sink = |namespace: &str| -> Result<Neo4jSink> {
+        let config = Neo4jSinkConfig::new(
+            env("NEO4J_TEST_URI", "bolt://127.0.0.1:7687"),
+            env("NEO4J_USERNAME", "neo4j"),
+            env("NEO4J_PASSWORD", "discogsography"),
+        )
+        .namespace(namespace)
+        .transaction_records(tx_records)
+        .write_transactions(write_transactions)
+        .timeout_secs(600);
+        Ok(Neo4jSink::new(config)?)
     };
-
-    for (kind, n) in [
-        (RecordKind::Artist, artists),
-        (RecordKind::Label, labels),
-        (RecordKind::Master, masters),
-        (RecordKind::Release, releases),
-    ] {
-        let cpu = cpu_time(pid);
-        let stats = sink.stats();
-        let (outcome, t) = data.pass(&mut sink, kind, n, batch, None).await?;
+    if warmup > 0 {
+        // The same run on fewer records in a namespace of its own, not reported: the
+        // server's JIT compiles its write path here rather than in the measured run.
+        let started = Instant::now();
+        let mut warm = sink(&format!("Bench{}w_", std::process::id()))?;
+        warm.ensure_schema().await?;
+        let run = Run {
+            releases: warmup,
+            batch,
+            pid,
+            stubs,
+        };
+        run.run(warm, false, false).await?;
         println!(
-            "  first load, {kind:<8} {:>9.0} records/s  ({n} in {:.1} s, {outcome:?}, deadlock retries {}{})",
-            rate(n, t),
-            t.as_secs_f64(),
-            sink.stats().deadlock_retries - stats.deadlock_retries,
-            server_cpu(pid, cpu, n, t)
+            "neo4j_sink_bench: warm-up run of {warmup} releases (BENCH_WARMUP) in {:.1} s",
+            started.elapsed().as_secs_f64()
         );
     }
-    let before = sink.stats();
-    let cpu = cpu_time(pid);
-    let (outcome, t) = data
-        .pass(&mut sink, RecordKind::Release, releases, batch, None)
-        .await?;
+    let namespace = format!("Bench{}_", std::process::id());
+    let mut measured = sink(&namespace)?;
+    measured.ensure_schema().await?;
     println!(
-        "  re-load, unchanged    {:>9.0} releases/s ({:.1} s, {outcome:?}, write transactions: {}{})",
-        rate(releases, t),
-        t.as_secs_f64(),
-        sink.stats().write_transactions - before.write_transactions,
-        server_cpu(pid, cpu, releases, t)
+        "neo4j_sink_bench: {releases} releases, {} artists, {} labels, {} masters; \
+         batches of {batch}, {tx_records} records per chunk in up to {write_transactions} concurrent \
+         transactions, namespace {namespace}{}",
+        releases / 2,
+        releases / 8,
+        releases / 8,
+        if stubs { ", references left random (stubs)" } else { "" }
     );
-    let cpu = cpu_time(pid);
-    let stats = sink.stats();
-    let (outcome, t) = data
-        .pass(&mut sink, RecordKind::Release, releases, batch, Some(10))
-        .await?;
-    println!(
-        "  update, 10% changed   {:>9.0} releases/s ({:.1} s, {outcome:?}, deadlock retries {}{})",
-        rate(releases, t),
-        t.as_secs_f64(),
-        sink.stats().deadlock_retries - stats.deadlock_retries,
-        server_cpu(pid, cpu, releases, t)
-    );
-    let started = Instant::now();
-    let report = sink.finish_extraction().await?;
-    println!(
-        "  finish_extraction     {:.1} s ({report:?})",
-        started.elapsed().as_secs_f64()
-    );
-    if std::env::var_os("KEEP_GRAPH").is_some() {
-        println!("  kept namespace {namespace} (KEEP_GRAPH is set)");
-        return Ok(());
-    }
-    let started = Instant::now();
-    sink.drop_namespace().await?;
-    println!(
-        "  namespace dropped in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    Ok(())
+    let run = Run {
+        releases,
+        batch,
+        pid,
+        stubs,
+    };
+    run.run(measured, true, std::env::var_os("KEEP_GRAPH").is_some())
+        .await
 }
