@@ -151,36 +151,50 @@ impl Env {
 
     /// Removes the queues, exchanges, schema, namespace and data folder.
     pub(crate) async fn clean_up(self) {
-        let admin = Admin::connect(self.amqp.url(), Topology::with_prefix(&self.prefix))
-            .await
-            .expect("admin");
-        for name in ["graphinator", "tableinator"] {
-            admin
-                .delete_consumer(name, &RecordKind::ALL)
-                .await
-                .expect("delete queues");
-        }
+        remove_names(
+            self.amqp.url(),
+            Topology::with_prefix(&self.prefix),
+            &self.pg_client().await,
+            &self.schema,
+            Some(self.neo4j_config()),
+        )
+        .await;
+        std::fs::remove_dir_all(&self.data_dir).ok();
+    }
+}
+
+/// Removes one test's names from the three services: the graphinator's and tableinator's
+/// queues and the exchanges of `topology`, the PostgreSQL `schema`, and with `neo4j` its
+/// namespace and the consumers' step nodes.
+pub(crate) async fn remove_names(
+    amqp: &str,
+    topology: Topology,
+    pg: &tokio_postgres::Client,
+    schema: &str,
+    neo4j: Option<Neo4jSinkConfig>,
+) {
+    let admin = Admin::connect(amqp, topology).await.expect("admin");
+    for name in ["graphinator", "tableinator"] {
         admin
-            .delete_exchanges(&RecordKind::ALL)
+            .delete_consumer(name, &RecordKind::ALL)
             .await
-            .expect("delete exchanges");
-        admin.close().await.ok();
-        self.pg_client()
-            .await
-            .batch_execute(&format!(
-                "DROP SCHEMA IF EXISTS \"{}\" CASCADE",
-                self.schema
-            ))
-            .await
-            .expect("drop schema");
-        let sink = Neo4jSink::new(self.neo4j_config()).expect("sink");
-        let steps =
-            Neo4jTarget::new(Neo4jSink::new(self.neo4j_config()).expect("sink")).step_label();
+            .expect("delete queues");
+    }
+    admin
+        .delete_exchanges(&RecordKind::ALL)
+        .await
+        .expect("delete exchanges");
+    admin.close().await.ok();
+    pg.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+        .await
+        .expect("drop schema");
+    if let Some(config) = neo4j {
+        let sink = Neo4jSink::new(config.clone()).expect("sink");
+        let steps = Neo4jTarget::new(Neo4jSink::new(config).expect("sink")).step_label();
         sink.graph()
             .run(neo4rs::query(&format!("MATCH (s:`{steps}`) DELETE s")))
             .await
             .expect("delete step nodes");
         sink.drop_namespace().await.expect("drop namespace");
-        std::fs::remove_dir_all(&self.data_dir).ok();
     }
 }

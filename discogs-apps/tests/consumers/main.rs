@@ -34,6 +34,8 @@ use tokio_postgres::{Client, NoTls};
 
 mod month;
 mod outage;
+#[path = "../common/stack.rs"]
+mod stack;
 
 /// Taken for reading by every test of this binary, for writing by the one that stops
 /// PostgreSQL ([`outage`]): nothing else here runs while the server is down. (Test binaries
@@ -185,38 +187,14 @@ impl Env {
 
     /// Removes the queues, exchanges, schema and namespace.
     async fn clean_up(self) {
-        let admin = Admin::connect(&self.amqp, self.topology.clone())
-            .await
-            .expect("admin");
-        for name in ["graphinator", "tableinator"] {
-            admin
-                .delete_consumer(name, &RecordKind::ALL)
-                .await
-                .expect("delete queues");
-        }
-        admin
-            .delete_exchanges(&RecordKind::ALL)
-            .await
-            .expect("delete exchanges");
-        admin.close().await.ok();
-        let client = pg_client(&self.pg_url).await;
-        client
-            .batch_execute(&format!(
-                "DROP SCHEMA IF EXISTS \"{}\" CASCADE",
-                self.schema
-            ))
-            .await
-            .expect("drop schema");
-        if let Some(config) = self.neo4j {
-            let sink = Neo4jSink::new(config).expect("sink");
-            let label =
-                Neo4jTarget::new(Neo4jSink::new(sink.config().clone()).expect("sink")).step_label();
-            sink.graph()
-                .run(neo4rs::query(&format!("MATCH (s:`{label}`) DELETE s")))
-                .await
-                .expect("delete step nodes");
-            sink.drop_namespace().await.expect("drop namespace");
-        }
+        stack::remove_names(
+            &self.amqp,
+            self.topology.clone(),
+            &pg_client(&self.pg_url).await,
+            &self.schema,
+            self.neo4j,
+        )
+        .await;
     }
 }
 
