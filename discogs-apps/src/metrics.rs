@@ -70,10 +70,32 @@ enum Cell {
 
 #[derive(Debug)]
 struct Family {
+    /// The name as the first caller gave it (found again without formatting anything).
+    given: String,
     name: String,
     help: String,
     kind: Kind,
-    series: Vec<(String, Cell)>,
+    series: Vec<Series>,
+}
+
+#[derive(Debug)]
+struct Series {
+    /// The labels as the first caller gave them.
+    given: Vec<(String, String)>,
+    /// The labels rendered: `{k="v",...}` or empty.
+    rendered: String,
+    cell: Cell,
+}
+
+impl Series {
+    fn given_as(&self, labels: &[(&str, &str)]) -> bool {
+        self.given.len() == labels.len()
+            && self
+                .given
+                .iter()
+                .zip(labels)
+                .all(|((k, v), (k2, v2))| k == k2 && v == v2)
+    }
 }
 
 #[derive(Debug)]
@@ -134,36 +156,58 @@ impl Metrics {
         labels: &[(&str, &str)],
         make: impl FnOnce() -> Cell,
     ) -> Cell {
-        let name = format!("{}_{}", self.0.namespace, sanitize(name));
-        let labels = render_labels(labels);
         let mut families = self
             .0
             .families
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let index = match families.iter().position(|f| f.name == name) {
+        // Every request of a service counts itself: the usual case, a series met before
+        // under the same spelling, allocates nothing.
+        let index = match families.iter().position(|f| f.given == name) {
             Some(i) => i,
             None => {
-                families.push(Family {
-                    name: name.clone(),
-                    help: help.replace('\\', "\\\\").replace('\n', "\\n"),
-                    kind,
-                    series: Vec::new(),
-                });
-                families.len() - 1
+                let full = format!("{}_{}", self.0.namespace, sanitize(name));
+                match families.iter().position(|f| f.name == full) {
+                    Some(i) => i,
+                    None => {
+                        families.push(Family {
+                            given: name.to_owned(),
+                            name: full,
+                            help: help.replace('\\', "\\\\").replace('\n', "\\n"),
+                            kind,
+                            series: Vec::new(),
+                        });
+                        families.len() - 1
+                    }
+                }
             }
         };
         let family = &mut families[index];
         assert!(
             family.kind == kind,
-            "metric {name} registered as {:?} and {kind:?}",
+            "metric {} registered as {:?} and {kind:?}",
+            family.name,
             family.kind
         );
-        let cell = match family.series.iter().find(|(l, _)| *l == labels) {
-            Some((_, cell)) => cell,
+        let position = match family.series.iter().position(|s| s.given_as(labels)) {
+            Some(i) => Some(i),
             None => {
-                family.series.push((labels, make()));
-                &family.series.last().expect("just pushed").1
+                let rendered = render_labels(labels);
+                family.series.iter().position(|s| s.rendered == rendered)
+            }
+        };
+        let cell = match position {
+            Some(i) => &family.series[i].cell,
+            None => {
+                family.series.push(Series {
+                    given: labels
+                        .iter()
+                        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                        .collect(),
+                    rendered: render_labels(labels),
+                    cell: make(),
+                });
+                &family.series.last().expect("just pushed").cell
             }
         };
         match cell {
@@ -188,7 +232,12 @@ impl Metrics {
             };
             writeln!(out, "# HELP {} {}", family.name, family.help).unwrap_or(());
             writeln!(out, "# TYPE {} {kind}", family.name).unwrap_or(());
-            for (labels, cell) in &family.series {
+            for Series {
+                rendered: labels,
+                cell,
+                ..
+            } in &family.series
+            {
                 match cell {
                     Cell::Counter(c) => writeln!(out, "{}{labels} {}", family.name, c.get()),
                     Cell::Gauge(g) => writeln!(out, "{}{labels} {}", family.name, g.get()),
@@ -248,6 +297,17 @@ mod tests {
         assert!(text.contains("svc_x_a_total{kind=\"artists\"} 3\n"));
         assert!(text.contains("svc_x_a_total{kind=\"labels\"} 1\n"));
         assert!(text.contains("svc_x_g{file=\"a\\\"b\"} 0.5\n"));
+    }
+
+    #[test]
+    fn spellings_that_render_alike_share_a_series() {
+        let m = Metrics::new("svc");
+        m.counter("a-total", "A.", &[("kind", "x")]).inc();
+        m.counter("a_total", "A.", &[("kind", "x")]).inc();
+        m.counter("a_total", "A.", &[("kind", "x")]).inc();
+        let text = m.render();
+        assert_eq!(text.matches("# TYPE svc_a_total counter").count(), 1);
+        assert!(text.contains("svc_a_total{kind=\"x\"} 3\n"), "{text}");
     }
 
     #[test]

@@ -149,12 +149,18 @@ impl Cache {
     /// The key of an answer.
     #[must_use]
     pub fn key(&self, endpoint: &str, canonical: &str) -> String {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         let digest = Sha256::digest(canonical.as_bytes());
-        let mut hex = String::with_capacity(32);
+        let prefix = &self.inner.prefix;
+        let mut key = String::with_capacity(prefix.len() + endpoint.len() + 33);
+        key.push_str(prefix);
+        key.push_str(endpoint);
+        key.push(':');
         for b in &digest[..16] {
-            hex.push_str(&format!("{b:02x}"));
+            key.push(char::from(HEX[usize::from(b >> 4)]));
+            key.push(char::from(HEX[usize::from(b & 15)]));
         }
-        format!("{}{endpoint}:{hex}", self.inner.prefix)
+        key
     }
 
     fn count(&self, name: &str, help: &str, labels: &[(&str, &str)]) {
@@ -447,6 +453,24 @@ mod tests {
 
     fn body(n: usize) -> Bytes {
         Bytes::from(vec![b'x'; n])
+    }
+
+    #[test]
+    fn keys_are_prefix_endpoint_and_half_the_digest_in_hex() {
+        let config = CacheConfig {
+            redis_url: None,
+            prefix: "explore:".into(),
+            op_timeout: Duration::from_millis(100),
+            memory_bytes: 0,
+            memory_ttl: Duration::from_secs(1),
+        };
+        let cache = Cache::new(&config, crate::metrics::Metrics::new("t")).unwrap();
+        let digest = Sha256::digest(b"q=abc");
+        let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            cache.key("autocomplete", "q=abc"),
+            format!("explore:autocomplete:{hex}")
+        );
     }
 
     #[test]
