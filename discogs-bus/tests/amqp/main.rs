@@ -220,66 +220,88 @@ async fn amqp_publisher_declares_consumer_queues() {
 #[tokio::test]
 async fn amqp_undecodable_message_is_dead_lettered() {
     with_amqp("undecodable", 20, |bus| async move {
-        bus.declare("reader").await;
-        let conn = lapin::Connection::connect(bus.url(), lapin::ConnectionProperties::default())
-            .await
-            .unwrap();
-        let channel = conn.create_channel().await.unwrap();
-        let exchange = bus.topology.exchange(RecordKind::Master);
-        channel
-            .basic_publish(
-                exchange.as_str().into(),
-                "".into(),
-                BasicPublishOptions::default(),
-                br#"{"type":"batch","schema":99}"#,
-                lapin::BasicProperties::default(),
-            )
-            .await
-            .unwrap();
-        let mut consumer = bus.consumer(ConsumerConfig::new("reader"));
-        let d = tokio::time::timeout(Duration::from_secs(30), consumer.next())
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(d.kind(), RecordKind::Master);
-        let err = d.message().unwrap_err();
-        assert!(!err.is_retriable());
-        let mut handler = behaviour::Failing {
-            retriable: true,
-            calls: 0,
-        };
-        let settled = process(d, &mut handler, &RetryPolicy::default())
-            .await
-            .unwrap();
-        let Settled::DeadLettered { reason } = settled else {
-            panic!("{settled:?}")
-        };
-        assert!(reason.contains("schema 99 is newer"), "{reason}");
-        assert_eq!(
-            handler.calls, 0,
-            "the handler never sees an undecodable message"
-        );
-        // The dead-letter queue holds the body as it came, with the reason.
-        let dlq = bus.topology.dead_letter_queue("reader", RecordKind::Master);
-        let mut copy = None;
-        for _ in 0..40 {
-            copy = channel
-                .basic_get(dlq.as_str().into(), Default::default())
-                .await
-                .unwrap();
-            if copy.is_some() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let copy = copy.expect("a copy in the dead-letter queue").delivery;
-        assert_eq!(copy.data, br#"{"type":"batch","schema":99}"#);
-        let why = discogs_bus::dead_letter_reason(copy.properties.headers().as_ref()).unwrap();
-        assert!(why.contains("schema 99 is newer"), "{why}");
-        consumer.close().await.unwrap();
-        conn.close(200, "done".into()).await.unwrap();
+        let body = br#"{"type":"batch","schema":99}"#;
+        let copy = undecodable_is_dead_lettered(
+            bus,
+            RecordKind::Master,
+            body,
+            lapin::BasicProperties::default(),
+            "schema 99 is newer",
+        )
+        .await;
+        assert_eq!(copy.data, body);
     })
     .await;
+}
+
+/// Publishes `body` with `properties` to the exchange of `kind`, as another client
+/// could: the consumer cannot decode it, `process` dead-letters it without calling the
+/// handler, with a reason containing `why`. Returns the copy in the dead-letter queue.
+async fn undecodable_is_dead_lettered(
+    bus: &common::Amqp,
+    kind: RecordKind,
+    body: &[u8],
+    properties: lapin::BasicProperties,
+    why: &str,
+) -> lapin::message::Delivery {
+    bus.declare("reader").await;
+    let conn = lapin::Connection::connect(bus.url(), lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = conn.create_channel().await.unwrap();
+    let exchange = bus.topology.exchange(kind);
+    channel
+        .basic_publish(
+            exchange.as_str().into(),
+            "".into(),
+            BasicPublishOptions::default(),
+            body,
+            properties,
+        )
+        .await
+        .unwrap();
+    let mut consumer = bus.consumer(ConsumerConfig::new("reader"));
+    let d = tokio::time::timeout(Duration::from_secs(30), consumer.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(d.kind(), kind);
+    let err = d.message().unwrap_err();
+    assert!(!err.is_retriable());
+    let mut handler = behaviour::Failing {
+        retriable: true,
+        calls: 0,
+    };
+    let settled = process(d, &mut handler, &RetryPolicy::default())
+        .await
+        .unwrap();
+    let Settled::DeadLettered { reason } = settled else {
+        panic!("{settled:?}")
+    };
+    assert!(reason.contains(why), "{reason}");
+    assert_eq!(
+        handler.calls, 0,
+        "the handler never sees an undecodable message"
+    );
+    // The dead-letter queue holds the body as it came, with the reason.
+    let dlq = bus.topology.dead_letter_queue("reader", kind);
+    let mut copy = None;
+    for _ in 0..40 {
+        copy = channel
+            .basic_get(dlq.as_str().into(), Default::default())
+            .await
+            .unwrap();
+        if copy.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let copy = copy.expect("a copy in the dead-letter queue").delivery;
+    let reason = discogs_bus::dead_letter_reason(copy.properties.headers().as_ref()).unwrap();
+    assert!(reason.contains(why), "{reason}");
+    consumer.close().await.unwrap();
+    conn.close(200, "done".into()).await.unwrap();
+    copy
 }
 
 /// Batches travel LZ4-compressed by default and plain when a publisher says so; one
@@ -356,57 +378,17 @@ async fn amqp_lz4_and_plain_batches_read_the_same() {
 #[tokio::test]
 async fn amqp_corrupt_lz4_body_is_dead_lettered() {
     with_amqp("badlz4", 20, |bus| async move {
-        bus.declare("reader").await;
-        let conn = lapin::Connection::connect(bus.url(), lapin::ConnectionProperties::default())
-            .await
-            .unwrap();
-        let channel = conn.create_channel().await.unwrap();
-        let exchange = bus.topology.exchange(RecordKind::Label);
         // Claims 1,000 bytes of JSON, then a literal run that overruns the input.
         let corrupt = b"\xe8\x03\x00\x00\xf0\xff\xffnot lz4";
-        channel
-            .basic_publish(
-                exchange.as_str().into(),
-                "".into(),
-                BasicPublishOptions::default(),
-                corrupt,
-                lapin::BasicProperties::default()
-                    .with_content_encoding(Compression::LZ4_ENCODING.into()),
-            )
-            .await
-            .unwrap();
-        let mut consumer = bus.consumer(ConsumerConfig::new("reader"));
-        let d = tokio::time::timeout(Duration::from_secs(30), consumer.next())
-            .await
-            .unwrap()
-            .unwrap();
-        let err = d.decode().unwrap_err();
-        assert!(!err.is_retriable());
-        let mut handler = behaviour::Failing {
-            retriable: true,
-            calls: 0,
-        };
-        let settled = process(d, &mut handler, &RetryPolicy::default())
-            .await
-            .unwrap();
-        let Settled::DeadLettered { reason } = settled else {
-            panic!("{settled:?}")
-        };
-        assert!(reason.contains("does not decompress"), "{reason}");
-        assert_eq!(handler.calls, 0);
-        let dlq = bus.topology.dead_letter_queue("reader", RecordKind::Label);
-        let mut copy = None;
-        for _ in 0..40 {
-            copy = channel
-                .basic_get(dlq.as_str().into(), Default::default())
-                .await
-                .unwrap();
-            if copy.is_some() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let copy = copy.expect("a copy in the dead-letter queue").delivery;
+        let copy = undecodable_is_dead_lettered(
+            bus,
+            RecordKind::Label,
+            corrupt,
+            lapin::BasicProperties::default()
+                .with_content_encoding(Compression::LZ4_ENCODING.into()),
+            "does not decompress",
+        )
+        .await;
         assert_eq!(copy.data, corrupt);
         assert_eq!(
             copy.properties
@@ -415,8 +397,6 @@ async fn amqp_corrupt_lz4_body_is_dead_lettered() {
                 .map(|e| e.as_str()),
             Some(Compression::LZ4_ENCODING)
         );
-        consumer.close().await.unwrap();
-        conn.close(200, "done".into()).await.unwrap();
     })
     .await;
 }
