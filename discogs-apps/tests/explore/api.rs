@@ -39,6 +39,16 @@ fn ids(children: &[Value]) -> BTreeSet<u64> {
 
 /// The artist with the most releases in the fixtures (lowest id on a tie).
 fn busiest_artist(model: &Model) -> u64 {
+    let (id, n) = releases_per_artist(model)
+        .into_iter()
+        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
+        .expect("releases with artists");
+    assert!(n >= 5, "artist {id} has {n} releases: too few to page");
+    id
+}
+
+/// How many releases credit each artist (by id) as a main artist.
+pub(crate) fn releases_per_artist(model: &Model) -> BTreeMap<u64, usize> {
     let mut counts: BTreeMap<u64, usize> = BTreeMap::new();
     for r in model.releases() {
         for a in r
@@ -50,12 +60,7 @@ fn busiest_artist(model: &Model) -> u64 {
             *counts.entry(a).or_default() += 1;
         }
     }
-    let (id, n) = counts
-        .into_iter()
-        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
-        .expect("releases with artists");
-    assert!(n >= 5, "artist {id} has {n} releases: too few to page");
-    id
+    counts
 }
 
 /// Artist ids linked to `id` by ALIAS_OF or MEMBER_OF, from both ends' records.
@@ -732,12 +737,14 @@ async fn node_details(world: &World, app: &Running) {
 
 /// The words of a name as the full-text index's analyser cuts them, for the names the
 /// test's queries can match: lower case, split at anything but letters, digits and
-/// apostrophes, dots and underscores inside a word (Unicode word boundaries keep
-/// "o'connor" and "mr.c" whole).
+/// apostrophes, dots, underscores and colons inside a word (Unicode word boundaries keep
+/// "o'connor", "mr.c" and the label "disco:wax" whole, so `wax*` does not find it; the
+/// names the test samples vary with the store's order, which hid that case until a run
+/// sampled "Wax").
 fn index_words(name: &str) -> Vec<String> {
     name.to_lowercase()
-        .split(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '.' || c == '_'))
-        .map(|w| w.trim_matches(|c| c == '\'' || c == '.' || c == '_'))
+        .split(|c: char| !(c.is_alphanumeric() || matches!(c, '\'' | '.' | '_' | ':')))
+        .map(|w| w.trim_matches(|c| matches!(c, '\'' | '.' | '_' | ':')))
         .filter(|w| !w.is_empty())
         .map(str::to_owned)
         .collect()

@@ -15,18 +15,10 @@ fn enc(s: &str) -> String {
 /// categories, pages and year cut-offs, and unknown centres (404).
 fn requests(world: &World) -> (Vec<String>, Vec<String>, Vec<(u64, usize)>) {
     let model = &world.model;
-    let mut releases_of: BTreeMap<u64, usize> = BTreeMap::new();
+    let releases_of = crate::api::releases_per_artist(model);
     let mut labels: BTreeMap<u64, usize> = BTreeMap::new();
     let (mut genres, mut styles) = (BTreeSet::new(), BTreeSet::new());
     for r in model.releases() {
-        for a in r
-            .artists
-            .iter()
-            .filter_map(|a| a.id)
-            .collect::<BTreeSet<_>>()
-        {
-            *releases_of.entry(a).or_default() += 1;
-        }
         for l in r.labels.iter().filter_map(|l| l.id) {
             *labels.entry(l).or_default() += 1;
         }
