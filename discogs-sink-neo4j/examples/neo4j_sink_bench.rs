@@ -223,11 +223,37 @@ struct Run {
 }
 
 impl Run {
+    /// One pass of `n` records of `kind` (every `change_every`-th changed), described in
+    /// one line: its rate, outcome, the write transactions and deadlock retries it cost,
+    /// and the server's CPU per record.
+    async fn phase(
+        &self,
+        data: &Data,
+        sink: &mut Neo4jSink,
+        label: &str,
+        kind: RecordKind,
+        n: usize,
+        change_every: Option<usize>,
+    ) -> Result<String> {
+        let cpu = cpu_time(self.pid);
+        let before = sink.stats();
+        let (outcome, t) = data.pass(sink, kind, n, self.batch, change_every).await?;
+        let after = sink.stats();
+        Ok(format!(
+            "  {label} {:>9.0} records/s ({n} in {:.1} s, {outcome:?}, write transactions {}, deadlock retries {}{})",
+            rate(n, t),
+            t.as_secs_f64(),
+            after.write_transactions - before.write_transactions,
+            after.deadlock_retries - before.deadlock_retries,
+            server_cpu(self.pid, cpu, n, t)
+        ))
+    }
+
     /// The four files' first load, a re-load of the unchanged releases, an update with 10 %
     /// of them changed, `finish_extraction`, and the namespace dropped (unless `keep`).
     /// Prints each phase when `report` is set.
     async fn run(&self, mut sink: Neo4jSink, report: bool, keep: bool) -> Result<()> {
-        let (releases, batch, pid) = (self.releases, self.batch, self.pid);
+        let releases = self.releases;
         let (artists, labels, masters) = (releases / 2, releases / 8, releases / 8);
         let say = |line: String| {
             if report {
@@ -247,41 +273,30 @@ impl Run {
             (RecordKind::Master, masters),
             (RecordKind::Release, releases),
         ] {
-            let cpu = cpu_time(pid);
-            let stats = sink.stats();
-            let (outcome, t) = data.pass(&mut sink, kind, n, batch, None).await?;
-            say(format!(
-                "  first load, {kind:<8} {:>9.0} records/s  ({n} in {:.1} s, {outcome:?}, deadlock retries {}{})",
-                rate(n, t),
-                t.as_secs_f64(),
-                sink.stats().deadlock_retries - stats.deadlock_retries,
-                server_cpu(pid, cpu, n, t)
-            ));
+            let label = format!("first load, {kind:<8}");
+            say(self.phase(&data, &mut sink, &label, kind, n, None).await?);
         }
-        let before = sink.stats();
-        let cpu = cpu_time(pid);
-        let (outcome, t) = data
-            .pass(&mut sink, RecordKind::Release, releases, batch, None)
-            .await?;
-        say(format!(
-            "  re-load, unchanged    {:>9.0} releases/s ({:.1} s, {outcome:?}, write transactions: {}{})",
-            rate(releases, t),
-            t.as_secs_f64(),
-            sink.stats().write_transactions - before.write_transactions,
-            server_cpu(pid, cpu, releases, t)
-        ));
-        let cpu = cpu_time(pid);
-        let stats = sink.stats();
-        let (outcome, t) = data
-            .pass(&mut sink, RecordKind::Release, releases, batch, Some(10))
-            .await?;
-        say(format!(
-            "  update, 10% changed   {:>9.0} releases/s ({:.1} s, {outcome:?}, deadlock retries {}{})",
-            rate(releases, t),
-            t.as_secs_f64(),
-            sink.stats().deadlock_retries - stats.deadlock_retries,
-            server_cpu(pid, cpu, releases, t)
-        ));
+        let release = RecordKind::Release;
+        say(self
+            .phase(
+                &data,
+                &mut sink,
+                "re-load, unchanged   ",
+                release,
+                releases,
+                None,
+            )
+            .await?);
+        say(self
+            .phase(
+                &data,
+                &mut sink,
+                "update, 10% changed  ",
+                release,
+                releases,
+                Some(10),
+            )
+            .await?);
         let started = Instant::now();
         let report_ = sink.finish_extraction().await?;
         say(format!(
