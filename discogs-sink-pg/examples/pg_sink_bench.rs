@@ -13,7 +13,9 @@
 //! (unless `KEEP_SCHEMA` is set). With `BENCH_NO_INDEXES` set, the secondary indexes are
 //! not built after the first load (to see what they cost the update pass). The update pass
 //! changes each tenth record's `notes`, which no index covers (a HOT update); with
-//! `BENCH_CHANGE=indexed` it changes `country` instead, which every index sees.
+//! `BENCH_CHANGE=indexed` it changes `country` instead, which every index sees. With
+//! `BENCH_TRACE` set, the sink's `trace` events (per part of a batch: lookup, COPY, upsert
+//! and commit times) go to stderr.
 //! Records are generated (discogs-benches' `Generator`, seed 42) and hashed outside the
 //! timed sections: the figures are the sink's, from `write_batch` call to commit.
 //!
@@ -170,6 +172,13 @@ fn rate(n: usize, d: Duration) -> f64 {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<()> {
+    if std::env::var_os("BENCH_TRACE").is_some() {
+        // The sink's per-part timings (lookup, COPY, upsert, commit) on stderr.
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let n = arg(1, 200_000);
     let batch = arg(2, 5_000);
     let streams = arg(3, 2);
