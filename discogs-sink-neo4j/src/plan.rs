@@ -1,7 +1,7 @@
 //! The Cypher of the write path (fixed text per namespace, data only in parameters) and
 //! the parameters of one transaction ([`Plan`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use discogs_model::{Record, RecordKind, SinkRecord};
 use neo4rs::{BoltInteger, BoltList, BoltMap, BoltNull, BoltString, BoltType};
@@ -20,12 +20,66 @@ pub(crate) enum Node {
     Style = 5,
 }
 
+/// The four kinds' nodes, in [`Node`] order.
+const NODES: [Node; 4] = [Node::Artist, Node::Label, Node::Master, Node::Release];
+
 impl Node {
+    /// The property a relationship statement finds the node by, in the key form.
     fn key(self) -> &'static str {
         match self {
             Node::Genre | Node::Style => "name",
             _ => "id",
         }
+    }
+
+    /// The node of a record of `kind`.
+    fn of(kind: RecordKind) -> Node {
+        NODES[slot(kind)]
+    }
+}
+
+/// One statement of a write transaction, with its one parameter.
+#[derive(Debug)]
+pub(crate) struct Step<'s> {
+    pub(crate) text: &'s str,
+    pub(crate) param: &'static str,
+    pub(crate) value: BoltType,
+    /// The label of the nodes whose `[key, elementId]` pairs the statement returns in
+    /// its one row's `nodes` column; `None` when it returns nothing.
+    pub(crate) returns: Option<Node>,
+}
+
+/// The element ids of the nodes a transaction wrote or referred to, by label and key:
+/// the relationship statements find both ends by element id (a direct record lookup)
+/// instead of seeking the `id` or `name` index for each end of each relationship.
+#[derive(Debug, Default)]
+pub(crate) struct ElementIds {
+    by_id: [HashMap<i64, String>; 4],
+    by_name: [HashMap<String, String>; 2],
+}
+
+impl ElementIds {
+    /// Records the `nodes` column of a [`Step`] that returns nodes of `node`.
+    pub(crate) fn add(&mut self, node: Node, row: &neo4rs::Row) -> Result<(), Neo4jSinkError> {
+        match node {
+            Node::Genre | Node::Style => {
+                let pairs: Vec<(String, String)> = crate::sink::get(row, "nodes")?;
+                self.by_name[node as usize - 4].extend(pairs);
+            }
+            _ => {
+                let pairs: Vec<(i64, String)> = crate::sink::get(row, "nodes")?;
+                self.by_id[node as usize].extend(pairs);
+            }
+        }
+        Ok(())
+    }
+
+    fn get(&self, node: Node, key: Key<'_>) -> Option<&str> {
+        match key {
+            Key::Id(id) => self.by_id.get(node as usize)?.get(&id),
+            Key::Name(name) => self.by_name.get((node as usize).checked_sub(4)?)?.get(name),
+        }
+        .map(String::as_str)
     }
 }
 
@@ -115,7 +169,10 @@ pub(crate) struct Statements {
     pub(crate) delete_owned: [String; 4],
     pub(crate) upsert: [String; 4],
     pub(crate) stub: [String; 6],
+    /// Relationship statements finding both ends by element id.
     pub(crate) edges: [String; RELS],
+    /// The same, finding both ends by `id` or `name` (for parts that replace records).
+    pub(crate) edges_by_key: [String; RELS],
 }
 
 impl Statements {
@@ -148,7 +205,8 @@ impl Statements {
                     .map(|p| format!("n.{p} = row.{p}, "))
                     .collect();
                 format!(
-                    "UNWIND $rows AS row MERGE (n:{} {{id: row.id}}) SET {set}n.sha256 = row.sha256",
+                    "UNWIND $rows AS row MERGE (n:{} {{id: row.id}}) SET {set}n.sha256 = row.sha256 \
+                     RETURN collect([row.id, elementId(n)]) AS nodes",
                     kind_label(k)
                 )
             }),
@@ -161,15 +219,27 @@ impl Statements {
                 Node::Style,
             ]
             .map(|n| match n {
-                Node::Genre | Node::Style => {
-                    format!("UNWIND $refs AS r MERGE (:{} {{name: r}})", label(n))
-                }
+                Node::Genre | Node::Style => format!(
+                    "UNWIND $refs AS r MERGE (x:{} {{name: r}}) RETURN collect([r, elementId(x)]) AS nodes",
+                    label(n)
+                ),
                 _ => format!(
-                    "UNWIND $refs AS r MERGE (x:{} {{id: r[0]}}) ON CREATE SET x.name = r[1]",
+                    "UNWIND $refs AS r MERGE (x:{} {{id: r[0]}}) ON CREATE SET x.name = r[1] \
+                     RETURN collect([r[0], elementId(x)]) AS nodes",
                     label(n)
                 ),
             }),
             edges: SPECS.map(|(rel, from, to, merge, prop)| {
+                let prop = prop.map_or(String::new(), |p| format!(" {{{p}: e[2]}}"));
+                format!(
+                    "UNWIND $edges AS e MATCH (a:{}) WHERE elementId(a) = e[0] \
+                     MATCH (b:{}) WHERE elementId(b) = e[1] {} (a)-[:{rel}{prop}]->(b)",
+                    label(from),
+                    label(to),
+                    if merge { "MERGE" } else { "CREATE" },
+                )
+            }),
+            edges_by_key: SPECS.map(|(rel, from, to, merge, prop)| {
                 let prop = prop.map_or(String::new(), |p| format!(" {{{p}: e[2]}}"));
                 format!(
                     "UNWIND $edges AS e MATCH (a:{} {{{}: e[0]}}) MATCH (b:{} {{{}: e[1]}}) {} (a)-[:{rel}{prop}]->(b)",
@@ -217,15 +287,15 @@ fn bolt_opt(s: Option<&str>) -> BoltType {
     s.map_or(BoltType::Null(BoltNull), bolt_str)
 }
 
-fn bolt_year(year: Option<u16>) -> BoltType {
-    year.map_or(BoltType::Null(BoltNull), |y| bolt_int(i64::from(y)))
-}
-
 fn bolt_key(k: Key<'_>) -> BoltType {
     match k {
         Key::Id(id) => bolt_int(id),
         Key::Name(name) => bolt_str(name),
     }
+}
+
+fn bolt_year(year: Option<u16>) -> BoltType {
+    year.map_or(BoltType::Null(BoltNull), |y| bolt_int(i64::from(y)))
 }
 
 /// The parameters of one write transaction: node rows, stub references, relationships.
@@ -419,32 +489,32 @@ impl<'r> Plan<'r> {
         }
     }
 
-    /// The statements to run, in order, with their single parameter: deletion of replaced
-    /// relationships, nodes, referenced nodes (sorted), relationships (sorted by target).
-    pub(crate) fn into_statements(
-        self,
-        kind: RecordKind,
-        st: &Statements,
-    ) -> Vec<(&str, &'static str, BoltType)> {
-        let mut out = Vec::with_capacity(RELS + 8);
+    /// The first statements of the transaction, in order: the deletion of replaced
+    /// relationships, the records' nodes, the referenced nodes (sorted). Each but the
+    /// deletion returns the element ids of its nodes, which [`Plan::edge_steps`] needs.
+    /// Moves the rows out of the plan.
+    pub(crate) fn node_steps<'s>(&mut self, kind: RecordKind, st: &'s Statements) -> Vec<Step<'s>> {
+        let mut out = Vec::with_capacity(8);
         if !self.replace.is_empty() {
             let ids = self
                 .replace
                 .iter()
                 .map(|id| bolt_int(*id))
                 .collect::<Vec<_>>();
-            out.push((
-                st.delete_owned[slot(kind)].as_str(),
-                "ids",
-                BoltType::List(BoltList::from(ids)),
-            ));
+            out.push(Step {
+                text: st.delete_owned[slot(kind)].as_str(),
+                param: "ids",
+                value: BoltType::List(BoltList::from(ids)),
+                returns: None,
+            });
         }
-        out.push((
-            st.upsert[slot(kind)].as_str(),
-            "rows",
-            BoltType::List(BoltList::from(self.rows)),
-        ));
-        for (i, stubs) in self.stubs.iter().enumerate() {
+        out.push(Step {
+            text: st.upsert[slot(kind)].as_str(),
+            param: "rows",
+            value: BoltType::List(BoltList::from(std::mem::take(&mut self.rows))),
+            returns: Some(Node::of(kind)),
+        });
+        for (node, stubs) in NODES.iter().zip(&self.stubs) {
             if stubs.is_empty() {
                 continue;
             }
@@ -455,43 +525,78 @@ impl<'r> Plan<'r> {
                     BoltType::List(BoltList::from(vec![bolt_int(*id), bolt_opt(name)]))
                 })
                 .collect();
-            out.push((
-                st.stub[i].as_str(),
-                "refs",
-                BoltType::List(BoltList::from(refs)),
-            ));
+            out.push(Step {
+                text: st.stub[*node as usize].as_str(),
+                param: "refs",
+                value: BoltType::List(BoltList::from(refs)),
+                returns: Some(*node),
+            });
         }
-        for (i, set) in [(4, &self.genres), (5, &self.styles)] {
+        for (node, set) in [(Node::Genre, &self.genres), (Node::Style, &self.styles)] {
             if !set.is_empty() {
                 let refs: Vec<BoltType> = set.iter().map(|n| bolt_str(n)).collect();
-                out.push((
-                    st.stub[i].as_str(),
-                    "refs",
-                    BoltType::List(BoltList::from(refs)),
-                ));
+                out.push(Step {
+                    text: st.stub[node as usize].as_str(),
+                    param: "refs",
+                    value: BoltType::List(BoltList::from(refs)),
+                    returns: Some(node),
+                });
             }
         }
+        out
+    }
+
+    /// The relationship statements, one per type, each list sorted by target node, with
+    /// both ends given by the element ids that the [`Plan::node_steps`] returned.
+    ///
+    /// # Errors
+    ///
+    /// [`Neo4jSinkError::Decode`] when an end has no element id (the server returned
+    /// fewer nodes than asked for).
+    pub(crate) fn edge_steps<'s>(
+        &self,
+        st: &'s Statements,
+        nodes: &ElementIds,
+    ) -> Result<Vec<Step<'s>>, Neo4jSinkError> {
+        let mut out = Vec::with_capacity(RELS);
         for (i, edges) in self.edges.iter().enumerate() {
             if edges.is_empty() {
                 continue;
             }
-            let rows: Vec<BoltType> = edges
+            let (rel, from, to, _, prop) = SPECS[i];
+            let by_key = !self.replace.is_empty();
+            let end = |node: Node, key: Key<'_>| {
+                if by_key {
+                    return Ok(bolt_key(key));
+                }
+                nodes.get(node, key).map(bolt_str).ok_or_else(|| {
+                    Neo4jSinkError::Decode(format!(
+                        "no element id returned for the {rel} end {key:?} ({node:?})"
+                    ))
+                })
+            };
+            let rows = edges
                 .iter()
                 .map(|e| {
-                    let mut v = vec![bolt_key(e.from), bolt_key(e.to)];
-                    if SPECS[i].4.is_some() {
+                    let mut v = vec![end(from, e.from)?, end(to, e.to)?];
+                    if prop.is_some() {
                         v.push(bolt_opt(e.prop));
                     }
-                    BoltType::List(BoltList::from(v))
+                    Ok(BoltType::List(BoltList::from(v)))
                 })
-                .collect();
-            out.push((
-                st.edges[i].as_str(),
-                "edges",
-                BoltType::List(BoltList::from(rows)),
-            ));
+                .collect::<Result<Vec<_>, Neo4jSinkError>>()?;
+            out.push(Step {
+                text: if by_key {
+                    &st.edges_by_key[i]
+                } else {
+                    &st.edges[i]
+                },
+                param: "edges",
+                value: BoltType::List(BoltList::from(rows)),
+                returns: None,
+            });
         }
-        out
+        Ok(out)
     }
 
     /// Records planned.
@@ -511,15 +616,23 @@ mod tests {
         let st = Statements::new(&names);
         assert_eq!(
             st.edges[Rel::On as usize],
-            "UNWIND $edges AS e MATCH (a:T1_Release {id: e[0]}) MATCH (b:T1_Label {id: e[1]}) CREATE (a)-[:ON {catno: e[2]}]->(b)"
+            "UNWIND $edges AS e MATCH (a:T1_Release) WHERE elementId(a) = e[0] \
+             MATCH (b:T1_Label) WHERE elementId(b) = e[1] CREATE (a)-[:ON {catno: e[2]}]->(b)"
         );
         assert_eq!(
             st.edges[Rel::PartOf as usize],
+            "UNWIND $edges AS e MATCH (a:T1_Style) WHERE elementId(a) = e[0] \
+             MATCH (b:T1_Genre) WHERE elementId(b) = e[1] MERGE (a)-[:PART_OF]->(b)"
+        );
+        assert_eq!(
+            st.edges_by_key[Rel::PartOf as usize],
             "UNWIND $edges AS e MATCH (a:T1_Style {name: e[0]}) MATCH (b:T1_Genre {name: e[1]}) MERGE (a)-[:PART_OF]->(b)"
         );
         assert_eq!(
             st.upsert[slot(RecordKind::Master)],
-            "UNWIND $rows AS row MERGE (n:T1_Master {id: row.id}) SET n.title = row.title, n.year = row.year, n.sha256 = row.sha256"
+            "UNWIND $rows AS row MERGE (n:T1_Master {id: row.id}) \
+             SET n.title = row.title, n.year = row.year, n.sha256 = row.sha256 \
+             RETURN collect([row.id, elementId(n)]) AS nodes"
         );
         assert_eq!(
             st.delete_owned[slot(RecordKind::Artist)],
@@ -527,7 +640,7 @@ mod tests {
         );
         assert_eq!(
             st.stub[Node::Genre as usize],
-            "UNWIND $refs AS r MERGE (:T1_Genre {name: r})"
+            "UNWIND $refs AS r MERGE (x:T1_Genre {name: r}) RETURN collect([r, elementId(x)]) AS nodes"
         );
     }
 
@@ -582,12 +695,53 @@ mod tests {
         assert_eq!(plan.edges[Rel::PartOf as usize].len(), 2);
         assert_eq!(plan.edges[Rel::ReleaseStyle as usize].len(), 2);
         let st = Statements::new(&GraphNames::new("").unwrap());
-        let statements = plan.into_statements(RecordKind::Release, &st);
-        // Upsert; stubs of artists, labels, masters, genres, styles; BY, ON, DERIVED_FROM,
-        // IS (genres), IS (styles), CREDITED_ON, PART_OF.
-        assert_eq!(statements.len(), 1 + 5 + 7);
-        assert!(statements
+        let mut plan = plan;
+        let steps = plan.node_steps(RecordKind::Release, &st);
+        // Upsert; stubs of artists, labels, masters; genres, styles: each returns its nodes.
+        assert_eq!(steps.len(), 1 + 3 + 2);
+        assert!(steps.iter().all(|s| s.returns.is_some()));
+        let mut nodes = ElementIds::default();
+        for (node, id) in [(Node::Release, 7), (Node::Artist, 2), (Node::Artist, 3)] {
+            nodes.by_id[node as usize].insert(id, format!("e{node:?}{id}"));
+        }
+        nodes.by_id[Node::Label as usize].insert(5, "eL5".into());
+        nodes.by_id[Node::Master as usize].insert(11, "eM11".into());
+        nodes.by_name[0].insert("Rock".into(), "eRock".into());
+        for style in ["Punk", "Ska"] {
+            nodes.by_name[1].insert(style.into(), format!("e{style}"));
+        }
+        // BY, ON, DERIVED_FROM, IS (genres), IS (styles), CREDITED_ON, PART_OF.
+        let edges = plan.edge_steps(&st, &nodes).unwrap();
+        assert_eq!(edges.len(), 7);
+        assert!(edges
             .iter()
-            .all(|(_, param, _)| ["rows", "refs", "edges"].contains(param)));
+            .all(|s| s.param == "edges" && s.returns.is_none()));
+        let on = &edges[1].value;
+        assert_eq!(
+            on,
+            &BoltType::List(BoltList::from(vec![BoltType::List(BoltList::from(vec![
+                bolt_str("eRelease7"),
+                bolt_str("eL5"),
+                bolt_str("C1"),
+            ]))]))
+        );
+        // An end the server returned no element id for is an error, not a lost edge.
+        nodes.by_name[1].remove("Ska");
+        assert!(matches!(
+            plan.edge_steps(&st, &nodes),
+            Err(Neo4jSinkError::Decode(_))
+        ));
+        // A part that replaces stored records finds the ends by key instead.
+        let replacing = Plan::new(&[&release], vec![7]).unwrap();
+        let edges = replacing.edge_steps(&st, &ElementIds::default()).unwrap();
+        assert_eq!(edges[1].text, st.edges_by_key[Rel::On as usize]);
+        assert_eq!(
+            edges[1].value,
+            BoltType::List(BoltList::from(vec![BoltType::List(BoltList::from(vec![
+                bolt_int(7),
+                bolt_int(5),
+                bolt_str("C1"),
+            ]))]))
+        );
     }
 }
