@@ -15,7 +15,10 @@
 //! changes each tenth record's `notes`, which no index covers (a HOT update); with
 //! `BENCH_CHANGE=indexed` it changes `country` instead, which every index sees. With
 //! `BENCH_TRACE` set, the sink's `trace` events (per part of a batch: lookup, COPY, upsert
-//! and commit times) go to stderr.
+//! and commit times) go to stderr. With `BENCH_CHECKPOINT` set, a `CHECKPOINT` runs before
+//! the update pass (needs the `pg_checkpoint` role or a superuser), so the update writes a
+//! full-page image at its first change of each page, as a monthly update would; otherwise
+//! the update follows the load within one checkpoint interval unless the WAL forces one.
 //! Records are generated (discogs-benches' `Generator`, seed 42) and hashed outside the
 //! timed sections: the figures are the sink's, from `write_batch` call to commit.
 //!
@@ -219,6 +222,14 @@ async fn main() -> Result<()> {
     println!("    load: {}", cpu_first.line(n));
     println!("    index build: {}", cpu_index.line(n));
 
+    if std::env::var_os("BENCH_CHECKPOINT").is_some() {
+        // As a monthly update finds it: every page it touches was written out since, so
+        // its first change writes a full-page image to the WAL.
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
+        tokio::spawn(connection);
+        client.batch_execute("CHECKPOINT").await?;
+        println!("  checkpoint before the update (BENCH_CHECKPOINT)");
+    }
     let mut cpu_update = Cpu::default();
     let (update, t_update) =
         pass(&mut sink, n, batch, Some(10), &mut json, &mut cpu_update).await?;
