@@ -194,7 +194,8 @@ impl Neo4jSink {
     }
 
     /// Hash lookup, then the write of the records that changed, split over up to
-    /// [`Neo4jSinkConfig::write_transactions`] concurrent transactions. Returns
+    /// [`Neo4jSinkConfig::write_transactions`] concurrent transactions (records that
+    /// refer to each other in one: [`crate::form::split_linked`]). Returns
     /// `(inserted, updated)`.
     ///
     /// Each part is its own transaction: when one fails, the parts already committed
@@ -223,8 +224,9 @@ impl Neo4jSink {
         let inserted = to_write.len() as u64 - updated;
         let parts =
             (to_write.len() / MIN_RECORDS_PER_TRANSACTION).clamp(1, self.config.write_transactions);
-        let writes = to_write
-            .chunks(to_write.len().div_ceil(parts))
+        let split = crate::form::split_linked(&to_write, |(_, r, _)| &r.record, parts);
+        let writes = split
+            .iter()
             .map(|part| write_part(&self.graph, &self.statements, kind, part));
         let done = try_join_all(writes).await?;
         for (statements, retries) in done {
@@ -500,7 +502,7 @@ async fn write_part(
     graph: &Graph,
     statements: &Statements,
     kind: RecordKind,
-    part: &[(i64, &SinkRecord<'_>, bool)],
+    part: &[&(i64, &SinkRecord<'_>, bool)],
 ) -> Result<(u64, u32), Neo4jSinkError> {
     let mut attempt: u32 = 0;
     loop {
@@ -527,7 +529,7 @@ async fn write_transaction(
     graph: &Graph,
     statements: &Statements,
     kind: RecordKind,
-    part: &[(i64, &SinkRecord<'_>, bool)],
+    part: &[&(i64, &SinkRecord<'_>, bool)],
 ) -> Result<u64, Neo4jSinkError> {
     let records: Vec<&SinkRecord<'_>> = part.iter().map(|(_, r, _)| *r).collect();
     let replace = part
