@@ -233,24 +233,38 @@ impl Statements {
                 let prop = prop.map_or(String::new(), |p| format!(" {{{p}: e[2]}}"));
                 format!(
                     "UNWIND $edges AS e MATCH (a:{}) WHERE elementId(a) = e[0] \
-                     MATCH (b:{}) WHERE elementId(b) = e[1] {} (a)-[:{rel}{prop}]->(b)",
+                     MATCH (b:{}) WHERE elementId(b) = e[1]{}",
                     label(from),
                     label(to),
-                    if merge { "MERGE" } else { "CREATE" },
+                    write_clause(rel, &prop, merge, "AND"),
                 )
             }),
             edges_by_key: SPECS.map(|(rel, from, to, merge, prop)| {
                 let prop = prop.map_or(String::new(), |p| format!(" {{{p}: e[2]}}"));
                 format!(
-                    "UNWIND $edges AS e MATCH (a:{} {{{}: e[0]}}) MATCH (b:{} {{{}: e[1]}}) {} (a)-[:{rel}{prop}]->(b)",
+                    "UNWIND $edges AS e MATCH (a:{} {{{}: e[0]}}) MATCH (b:{} {{{}: e[1]}}){}",
                     label(from),
                     from.key(),
                     label(to),
                     to.key(),
-                    if merge { "MERGE" } else { "CREATE" },
+                    write_clause(rel, &prop, merge, "WHERE"),
                 )
             }),
         }
+    }
+}
+
+/// The end of a relationship statement, after both ends are matched: `CREATE`, or for a
+/// relationship several records assert, `MERGE` only where it is missing. The existence
+/// check is a read and takes no lock, while `MERGE` locks both nodes until the commit:
+/// without the check, every chunk's `PART_OF` rows locked the same few styles and genres
+/// and the concurrent transactions waited on each other. `join` continues the statement's
+/// last `MATCH` (`WHERE`, or `AND` after one that has a `WHERE`).
+fn write_clause(rel: &str, prop: &str, merge: bool, join: &str) -> String {
+    if merge {
+        format!(" {join} NOT EXISTS {{ (a)-[:{rel}{prop}]->(b) }} MERGE (a)-[:{rel}{prop}]->(b)")
+    } else {
+        format!(" CREATE (a)-[:{rel}{prop}]->(b)")
     }
 }
 
@@ -622,11 +636,13 @@ mod tests {
         assert_eq!(
             st.edges[Rel::PartOf as usize],
             "UNWIND $edges AS e MATCH (a:T1_Style) WHERE elementId(a) = e[0] \
-             MATCH (b:T1_Genre) WHERE elementId(b) = e[1] MERGE (a)-[:PART_OF]->(b)"
+             MATCH (b:T1_Genre) WHERE elementId(b) = e[1] \
+             AND NOT EXISTS { (a)-[:PART_OF]->(b) } MERGE (a)-[:PART_OF]->(b)"
         );
         assert_eq!(
             st.edges_by_key[Rel::PartOf as usize],
-            "UNWIND $edges AS e MATCH (a:T1_Style {name: e[0]}) MATCH (b:T1_Genre {name: e[1]}) MERGE (a)-[:PART_OF]->(b)"
+            "UNWIND $edges AS e MATCH (a:T1_Style {name: e[0]}) MATCH (b:T1_Genre {name: e[1]}) \
+             WHERE NOT EXISTS { (a)-[:PART_OF]->(b) } MERGE (a)-[:PART_OF]->(b)"
         );
         assert_eq!(
             st.upsert[slot(RecordKind::Master)],
