@@ -291,7 +291,9 @@ pub(crate) fn same_kind_refs(record: &Record<'_>) -> Vec<u64> {
 /// size for concurrent write transactions, keeping records that refer to each other
 /// ([`same_kind_refs`], followed through the chunk) in one group: two transactions that
 /// each write one end of a membership and merge the other as a stub take the same locks
-/// in opposite orders and deadlock. Each group keeps the records' order.
+/// in opposite orders and deadlock. Groups go largest first to the part with the fewest
+/// records (records linked to nothing alternate between the parts); inside a part the
+/// records keep the chunk's order.
 pub(crate) fn split_linked<T>(
     records: &[T],
     record: impl Fn(&T) -> &Record<'_>,

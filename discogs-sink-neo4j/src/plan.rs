@@ -503,11 +503,22 @@ impl<'r> Plan<'r> {
         }
     }
 
+    /// Whether the relationship statements find their ends by key rather than by element
+    /// id: in a part that replaces stored records (an update), where the element-id form
+    /// measured slower (ARCHITECTURE.md).
+    fn by_key(&self) -> bool {
+        !self.replace.is_empty()
+    }
+
     /// The first statements of the transaction, in order: the deletion of replaced
-    /// relationships, the records' nodes, the referenced nodes (sorted). Each but the
-    /// deletion returns the element ids of its nodes, which [`Plan::edge_steps`] needs.
-    /// Moves the rows out of the plan.
+    /// relationships, the records' nodes, the referenced nodes (sorted). Unless the part
+    /// finds relationship ends by key, each but the deletion returns the element ids of its
+    /// nodes, which [`Plan::edge_steps`] needs. Moves the rows out of the plan.
     pub(crate) fn node_steps<'s>(&mut self, kind: RecordKind, st: &'s Statements) -> Vec<Step<'s>> {
+        // The statements return element ids either way; a part that does not use them
+        // discards them on the server instead of receiving and decoding them.
+        let by_key = self.by_key();
+        let returns = |node: Node| (!by_key).then_some(node);
         let mut out = Vec::with_capacity(8);
         if !self.replace.is_empty() {
             let ids = self
@@ -526,7 +537,7 @@ impl<'r> Plan<'r> {
             text: st.upsert[slot(kind)].as_str(),
             param: "rows",
             value: BoltType::List(BoltList::from(std::mem::take(&mut self.rows))),
-            returns: Some(Node::of(kind)),
+            returns: returns(Node::of(kind)),
         });
         for (node, stubs) in NODES.iter().zip(&self.stubs) {
             if stubs.is_empty() {
@@ -543,7 +554,7 @@ impl<'r> Plan<'r> {
                 text: st.stub[*node as usize].as_str(),
                 param: "refs",
                 value: BoltType::List(BoltList::from(refs)),
-                returns: Some(*node),
+                returns: returns(*node),
             });
         }
         for (node, set) in [(Node::Genre, &self.genres), (Node::Style, &self.styles)] {
@@ -553,7 +564,7 @@ impl<'r> Plan<'r> {
                     text: st.stub[node as usize].as_str(),
                     param: "refs",
                     value: BoltType::List(BoltList::from(refs)),
-                    returns: Some(node),
+                    returns: returns(node),
                 });
             }
         }
@@ -573,12 +584,12 @@ impl<'r> Plan<'r> {
         nodes: &ElementIds,
     ) -> Result<Vec<Step<'s>>, Neo4jSinkError> {
         let mut out = Vec::with_capacity(RELS);
+        let by_key = self.by_key();
         for (i, edges) in self.edges.iter().enumerate() {
             if edges.is_empty() {
                 continue;
             }
             let (rel, from, to, _, prop) = SPECS[i];
-            let by_key = !self.replace.is_empty();
             let end = |node: Node, key: Key<'_>| {
                 if by_key {
                     return Ok(bolt_key(key));
@@ -748,7 +759,9 @@ mod tests {
             Err(Neo4jSinkError::Decode(_))
         ));
         // A part that replaces stored records finds the ends by key instead.
-        let replacing = Plan::new(&[&release], vec![7]).unwrap();
+        let mut replacing = Plan::new(&[&release], vec![7]).unwrap();
+        let steps = replacing.node_steps(RecordKind::Release, &st);
+        assert!(steps.iter().all(|s| s.returns.is_none()));
         let edges = replacing.edge_steps(&st, &ElementIds::default()).unwrap();
         assert_eq!(edges[1].text, st.edges_by_key[Rel::On as usize]);
         assert_eq!(
