@@ -8,13 +8,20 @@
 //! * **one by one**: one record per message, each confirm awaited before the next message
 //!   (the original system's way).
 //!
-//! In both, the clock runs from the first record published to the last one received,
-//! decoded into typed records and acknowledged by the consumer.
+//! The publisher is handed records already encoded, as the extractor's parser workers
+//! hand them over ([`EncodedRecord`], encoded once before the clock starts). In both runs
+//! the clock runs from the first record published to the last one received and
+//! acknowledged by the consumer, which takes each message either as
+//!
+//! * `--consumer json` (the default): the batch's JSON, decompressed, its records counted
+//!   from the publisher's `discogs-records` header: what the bus itself costs; or
+//! * `--consumer typed`: the batch decoded into typed records (text borrowed from the
+//!   body), as the consumer services do before they write.
 //!
 //! ```text
 //! scripts/services up && eval "$(scripts/services env)"
 //! cargo run --release -p discogs-bus --example throughput -- [--records 300000] [--baseline-records 20000]
-//!     [--batch 100] [--window 128] [--compression lz4|none]
+//!     [--batch 100] [--window 128] [--compression lz4|none] [--consumer json|typed]
 //! ```
 //!
 //! The exchanges and queues live under a prefix of their own and are deleted at the end.
@@ -26,9 +33,10 @@ use discogs_bus::{
     Admin, AmqpConsumer, AmqpPublisher, BusError, Compression, Consumer, ConsumerConfig, FileRef,
     Publisher, PublisherConfig, Resume, Topology,
 };
-use discogs_model::wire::Message;
+use discogs_model::wire::{EncodedRecord, Message, MessageType};
 use discogs_model::{RecordKind, SinkRecord};
 
+#[derive(Clone)]
 struct Args {
     sequential: bool,
     records: u64,
@@ -37,6 +45,7 @@ struct Args {
     window: usize,
     prefetch: u16,
     compression: Compression,
+    typed: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -48,6 +57,7 @@ fn parse_args() -> Result<Args, String> {
         window: 128,
         prefetch: 0,
         compression: Compression::default(),
+        typed: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -72,6 +82,13 @@ fn parse_args() -> Result<Args, String> {
             }
             "--compression" => {
                 args.compression = Compression::from_name(&value).map_err(|e| e.to_string())?
+            }
+            "--consumer" => {
+                args.typed = match value.as_str() {
+                    "json" => false,
+                    "typed" => true,
+                    other => return Err(format!("--consumer {other}: json or typed")),
+                }
             }
             "--prefetch" => {
                 args.prefetch = u16::try_from(number(&value)?).map_err(|e| e.to_string())?
@@ -99,12 +116,12 @@ impl Run {
 async fn run(
     url: &str,
     topology: &Topology,
-    pool: &[SinkRecord<'static>],
+    pool: &[EncodedRecord],
     records: u64,
     config: PublisherConfig,
-    sequential: bool,
-    prefetch: u16,
+    args: &Args,
 ) -> Result<Run, BusError> {
+    let (sequential, prefetch, typed) = (args.sequential, args.prefetch, args.typed);
     let consumer_name = "bench";
     let mut consumer_config = ConsumerConfig::new(consumer_name);
     consumer_config.kinds = vec![RecordKind::Release];
@@ -131,7 +148,7 @@ async fn run(
         for i in 0..records {
             let slot = usize::try_from(i).unwrap_or(0) % pool.len();
             let t = Instant::now();
-            publisher.publish(&pool[slot]).await?;
+            publisher.publish_encoded(&pool[slot]).await?;
             let d = t.elapsed();
             in_publish += d;
             if d > Duration::from_millis(1) {
@@ -146,6 +163,7 @@ async fn run(
     });
     let mut publishing = Some(publishing);
     let mut consume_start = start;
+    let waited_for = if typed { "decoding" } else { "decompressing" };
     if sequential {
         if let Some(p) = publishing.take() {
             let elapsed = p
@@ -169,18 +187,30 @@ async fn run(
         waiting += t1 - t0;
         messages += 1;
         body_bytes += delivery.body().map_or(0, |b| b.len() as u64);
-        // Decoded into typed records, as a consumer service does before writing them.
-        let message = delivery.decode()?;
-        let done = match &*message {
-            Message::Batch(b) => {
-                received += b.records.len() as u64;
-                false
+        let done = if typed {
+            // Decoded into typed records, as a consumer service does before writing them.
+            let message = delivery.decode()?;
+            match &*message {
+                Message::Batch(b) => {
+                    received += b.records.len() as u64;
+                    false
+                }
+                Message::FileComplete(_) => true,
+                Message::Removed(_) | Message::ExtractionComplete(_) => false,
             }
-            Message::FileComplete(_) => true,
-            Message::Removed(_) => false,
-            Message::ExtractionComplete(_) => false,
+        } else {
+            // The JSON as the publisher encoded it, decompressed; records counted from
+            // the headers.
+            let json = delivery.json()?;
+            match delivery.declared_type() {
+                Some(MessageType::Batch) if !json.is_empty() => {
+                    received += delivery.declared_records().unwrap_or(0);
+                    false
+                }
+                Some(MessageType::FileComplete) => true,
+                _ => false,
+            }
         };
-        drop(message);
         let t2 = Instant::now();
         decoding += t2 - t1;
         delivery.ack().await?;
@@ -190,7 +220,7 @@ async fn run(
         }
     }
     let elapsed = start.elapsed();
-    eprintln!("  consumer: waiting {waiting:?}, decoding {decoding:?}, acking {acking:?}");
+    eprintln!("  consumer: waiting {waiting:?}, {waited_for} {decoding:?}, acking {acking:?}");
     println!(
         "  bodies on the broker: {:.0} bytes per record",
         body_bytes as f64 / received.max(1) as f64
@@ -233,15 +263,19 @@ async fn example() -> Result<(), Box<dyn std::error::Error>> {
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!("load average before: {}", load.trim());
 
-    // A pool of real-shaped releases, hashed once; the runs cycle through it.
-    let pool: Vec<SinkRecord<'static>> = Generator::new(RecordKind::Release, 42)
+    // A pool of real-shaped releases, hashed and encoded once; the runs cycle through it.
+    let records: Vec<SinkRecord<'static>> = Generator::new(RecordKind::Release, 42)
         .take(5_000)
         .map(SinkRecord::new)
         .collect();
-    let json_bytes: usize = pool
+    let json_bytes: usize = records
         .iter()
         .map(|r| serde_json::to_vec(&r.record).map_or(0, |v| v.len()))
         .sum();
+    let pool = records
+        .iter()
+        .map(EncodedRecord::new)
+        .collect::<Result<Vec<_>, _>>()?;
     let average = json_bytes as f64 / pool.len() as f64;
     println!("records: generated releases, {average:.0} bytes of JSON on average (record + 80 bytes of hash and envelope)");
 
@@ -264,24 +298,17 @@ async fn example() -> Result<(), Box<dyn std::error::Error>> {
         ..PublisherConfig::default()
     };
     let outcome = async {
-        let b = run(
-            &url,
-            &topology,
-            &pool,
-            args.records,
-            batched,
-            args.sequential,
-            args.prefetch,
-        )
-        .await?;
+        let b = run(&url, &topology, &pool, args.records, batched, &args).await?;
         let o = run(
             &url,
             &topology,
             &pool,
             args.baseline_records,
             one_by_one,
-            args.sequential,
-            0,
+            &Args {
+                prefetch: 0,
+                ..args.clone()
+            },
         )
         .await?;
         Ok::<_, BusError>((b, o))
@@ -293,8 +320,11 @@ async fn example() -> Result<(), Box<dyn std::error::Error>> {
     for (name, run) in [
         (
             format!(
-                "batched ({} records/message, window {}, compression {:?})",
-                args.batch, args.window, args.compression
+                "batched ({} records/message, window {}, compression {:?}, consumer {})",
+                args.batch,
+                args.window,
+                args.compression,
+                if args.typed { "typed" } else { "json" }
             ),
             &b,
         ),

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use discogs_model::wire::{Batch, Message};
+use discogs_model::wire::{Batch, Message, MessageType};
 use discogs_model::{RecordKind, SinkRecord};
 use lapin::options::{BasicAckOptions, BasicNackOptions, BasicPublishOptions};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
@@ -42,6 +42,8 @@ pub struct Delivery {
     inflated: OnceLock<Result<Vec<u8>, String>>,
     /// The body decoded into owned records, on the first [`Delivery::message`].
     decoded: OnceLock<Result<Message<'static>, String>>,
+    /// What the publisher's headers say the message is, read when it arrived.
+    declared: Declared,
     redelivery_count: u32,
     delivery_limit: u32,
     settle: Option<Settle>,
@@ -57,6 +59,27 @@ pub(crate) enum Payload {
     Lz4(Vec<u8>),
     /// A message shared by the in-process bus.
     Shared(Arc<Message<'static>>),
+}
+
+/// The `discogs-type` and `discogs-records` headers of a message from RabbitMQ.
+#[derive(Debug, Clone, Copy, Default)]
+struct Declared {
+    message_type: Option<MessageType>,
+    records: Option<u64>,
+}
+
+impl Declared {
+    fn of(settle: &Settle) -> Self {
+        let Settle::Amqp(amqp) = settle else {
+            return Self::default();
+        };
+        let table = amqp.properties.headers().as_ref();
+        Self {
+            message_type: crate::amqp::header_str(table, headers::TYPE)
+                .and_then(|t| t.parse().ok()),
+            records: crate::amqp::header_u64(table, headers::RECORDS),
+        }
+    }
 }
 
 pub(crate) enum Settle {
@@ -158,6 +181,7 @@ impl Delivery {
             payload,
             inflated: OnceLock::new(),
             decoded: OnceLock::new(),
+            declared: Declared::of(&settle),
             redelivery_count,
             delivery_limit,
             settle: Some(settle),
@@ -187,7 +211,7 @@ impl Delivery {
         let decoded = match &self.payload {
             Payload::Shared(m) => return Ok(m),
             Payload::Body(_) | Payload::Lz4(_) => self.decoded.get_or_init(|| {
-                Message::from_json(self.json()?)
+                Message::from_json(self.body_json()?)
                     .map(Message::into_owned)
                     .map_err(|e| e.to_string())
             }),
@@ -217,16 +241,31 @@ impl Delivery {
                     queue: self.queue.to_string(),
                     reason,
                 };
-                Message::from_json(self.json().map_err(failed)?)
+                Message::from_json(self.body_json().map_err(failed)?)
                     .map(Cow::Owned)
                     .map_err(|e| failed(e.to_string()))
             }
         }
     }
 
-    /// The JSON of a body from RabbitMQ: the body itself, or its LZ4 decompression (made
-    /// once and kept). Empty for a message of the in-process bus.
-    fn json(&self) -> Result<&[u8], String> {
+    /// The message's JSON, as [`Message::to_json`] writes it: the body from RabbitMQ, or
+    /// its LZ4 decompression, made once and kept; on the in-process bus the shared
+    /// message encoded (once). For a consumer that passes records on as JSON (a store of
+    /// raw records, a relay) and need not decode them; [`declared_type`](Self::declared_type)
+    /// and [`declared_records`](Self::declared_records) say what it holds.
+    ///
+    /// # Errors
+    ///
+    /// [`BusError::Decode`] when an LZ4 body does not decompress (or, on the in-process
+    /// bus, the message does not encode).
+    pub fn json(&self) -> Result<&[u8], BusError> {
+        self.body_json().map_err(|reason| BusError::Decode {
+            queue: self.queue.to_string(),
+            reason,
+        })
+    }
+
+    fn body_json(&self) -> Result<&[u8], String> {
         match &self.payload {
             Payload::Body(body) => Ok(body),
             Payload::Lz4(body) => self
@@ -234,7 +273,35 @@ impl Delivery {
                 .get_or_init(|| inflate(body))
                 .as_deref()
                 .map_err(Clone::clone),
-            Payload::Shared(_) => Ok(&[]),
+            Payload::Shared(m) => self
+                .inflated
+                .get_or_init(|| m.to_json().map_err(|e| e.to_string()))
+                .as_deref()
+                .map_err(Clone::clone),
+        }
+    }
+
+    /// The message's type as its publisher declared it in the `discogs-type` header,
+    /// known without decoding the body; `None` when the header is missing or names no
+    /// type this build knows. On the in-process bus, the shared message's type.
+    #[must_use]
+    pub fn declared_type(&self) -> Option<MessageType> {
+        match &self.payload {
+            Payload::Shared(m) => Some(m.message_type()),
+            Payload::Body(_) | Payload::Lz4(_) => self.declared.message_type,
+        }
+    }
+
+    /// The count its publisher declared in the `discogs-records` header, known without
+    /// decoding the body: a batch's records, a `removed` message's ids, the records of the
+    /// whole file for `file_complete` and of the whole dump for `extraction_complete`;
+    /// `None` when the header is missing. On the in-process bus, the same count from the
+    /// shared message.
+    #[must_use]
+    pub fn declared_records(&self) -> Option<u64> {
+        match &self.payload {
+            Payload::Shared(m) => crate::amqp::MessageInfo::of(m).records,
+            Payload::Body(_) | Payload::Lz4(_) => self.declared.records,
         }
     }
 

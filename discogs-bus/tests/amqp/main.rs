@@ -339,6 +339,7 @@ async fn amqp_lz4_and_plain_batches_read_the_same() {
             if let discogs_model::wire::Message::Batch(b) = &message {
                 assert_eq!(b.records, records, "the records of {}", b.file);
                 let json = message.to_json().unwrap();
+                assert_eq!(d.json().unwrap(), json, "the JSON of {} either way", b.file);
                 if b.file == "file0.xml.gz" {
                     // The LZ4 block format after the JSON's length (little-endian u32).
                     assert!(

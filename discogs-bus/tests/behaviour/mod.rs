@@ -172,7 +172,21 @@ pub async fn round_trip_every_kind(
     let mut extractions = 0;
     while extractions < 4 {
         let d = next(&mut consumer).await;
-        match owned(&d) {
+        let message = owned(&d);
+        // What a consumer knows without decoding: the headers, and the JSON itself.
+        assert_eq!(d.declared_type(), Some(message.message_type()));
+        let declared = match &message {
+            Message::Batch(b) => b.records.len() as u64,
+            Message::Removed(r) => r.ids.len() as u64,
+            Message::FileComplete(f) => f.records,
+            Message::ExtractionComplete(e) => e.record_counts.total(),
+        };
+        assert_eq!(d.declared_records(), Some(declared), "{message:?}");
+        assert_eq!(
+            Message::from_json(d.json().unwrap()).unwrap().into_owned(),
+            message
+        );
+        match message {
             Message::Batch(b) => {
                 assert_eq!(b.kind, d.kind());
                 assert!(
