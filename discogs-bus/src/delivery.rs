@@ -22,7 +22,10 @@ use crate::BusError;
 ///
 /// [`message`](Self::message) decodes it once into records that own their text, and keeps
 /// the result; [`decode`](Self::decode) decodes it into records that borrow their text from
-/// the body, about twice as fast, for consumers that do not need to keep the records.
+/// the body, about twice as fast, for consumers that do not need to keep the records;
+/// [`json`](Self::json) gives the JSON itself, and [`declared_type`](Self::declared_type)
+/// and [`declared_records`](Self::declared_records) what the message holds, from its
+/// headers, for consumers that pass records on without decoding them.
 ///
 /// Settle every delivery exactly once, after the work it carries is durable:
 ///
@@ -38,7 +41,8 @@ pub struct Delivery {
     kind: RecordKind,
     queue: Arc<str>,
     payload: Payload,
-    /// The JSON of an LZ4 body, decompressed on first use.
+    /// The JSON of an LZ4 body, decompressed on first use (on the in-process bus, the
+    /// shared message encoded, on the first [`Delivery::json`]).
     inflated: OnceLock<Result<Vec<u8>, String>>,
     /// The body decoded into owned records, on the first [`Delivery::message`].
     decoded: OnceLock<Result<Message<'static>, String>>,

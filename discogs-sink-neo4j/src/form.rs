@@ -186,6 +186,80 @@ pub(crate) fn part_of<'r>(
     }
 }
 
+/// Ids of the records of its own kind that `record` refers to: an artist's aliases,
+/// groups and members, a label's parent and sublabels (masters and releases refer to
+/// other kinds only).
+pub(crate) fn same_kind_refs(record: &Record<'_>) -> Vec<u64> {
+    match record {
+        Record::Artist(a) => [&a.aliases, &a.groups, &a.members]
+            .into_iter()
+            .flat_map(|refs| refs.iter().filter_map(|r| r.id))
+            .collect(),
+        Record::Label(l) => parent_id(l)
+            .into_iter()
+            .chain(l.sublabels.iter().filter_map(|r| r.id))
+            .collect(),
+        Record::Master(_) | Record::Release(_) => Vec::new(),
+    }
+}
+
+/// Splits `records` (one chunk, ids unique) into at most `parts` groups of about equal
+/// size for concurrent write transactions, keeping records that refer to each other
+/// ([`same_kind_refs`], followed through the chunk) in one group: two transactions that
+/// each write one end of a membership and merge the other as a stub take the same locks
+/// in opposite orders and deadlock. Groups go largest first to the part with the fewest
+/// records (records linked to nothing alternate between the parts); inside a part the
+/// records keep the chunk's order.
+pub(crate) fn split_linked<T>(
+    records: &[T],
+    record: impl Fn(&T) -> &Record<'_>,
+    parts: usize,
+) -> Vec<Vec<&T>> {
+    let n = records.len();
+    let parts = parts.clamp(1, n.max(1));
+    // Union-find over positions, joined by references inside the chunk.
+    let mut parent: Vec<usize> = (0..n).collect();
+    fn root(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    let at: std::collections::HashMap<u64, usize> = records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (record(r).id(), i))
+        .collect();
+    for (i, r) in records.iter().enumerate() {
+        for id in same_kind_refs(record(r)) {
+            if let Some(&j) = at.get(&id) {
+                let (a, b) = (root(&mut parent, i), root(&mut parent, j));
+                parent[a] = b;
+            }
+        }
+    }
+    // Groups by size, largest first, each to the part with the fewest records so far.
+    let mut groups: std::collections::HashMap<usize, Vec<usize>> = std::collections::HashMap::new();
+    for i in 0..n {
+        groups.entry(root(&mut parent, i)).or_default().push(i);
+    }
+    let mut groups: Vec<Vec<usize>> = groups.into_values().collect();
+    groups.sort_unstable_by(|a, b| b.len().cmp(&a.len()).then(a[0].cmp(&b[0])));
+    let mut out: Vec<Vec<usize>> = vec![Vec::new(); parts];
+    for g in groups {
+        let smallest = (0..parts).min_by_key(|&p| out[p].len()).unwrap_or(0);
+        out[smallest].extend(g);
+    }
+    out.into_iter()
+        .filter(|p| !p.is_empty())
+        .map(|mut p| {
+            p.sort_unstable();
+            p.into_iter().map(|i| &records[i]).collect()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,80 +342,6 @@ mod tests {
             [("House", "Electronic"), ("Techno", "Electronic")]
         );
     }
-}
-
-/// Ids of the records of its own kind that `record` refers to: an artist's aliases,
-/// groups and members, a label's parent and sublabels (masters and releases refer to
-/// other kinds only).
-pub(crate) fn same_kind_refs(record: &Record<'_>) -> Vec<u64> {
-    match record {
-        Record::Artist(a) => [&a.aliases, &a.groups, &a.members]
-            .into_iter()
-            .flat_map(|refs| refs.iter().filter_map(|r| r.id))
-            .collect(),
-        Record::Label(l) => parent_id(l)
-            .into_iter()
-            .chain(l.sublabels.iter().filter_map(|r| r.id))
-            .collect(),
-        Record::Master(_) | Record::Release(_) => Vec::new(),
-    }
-}
-
-/// Splits `records` (one chunk, ids unique) into at most `parts` groups of about equal
-/// size for concurrent write transactions, keeping records that refer to each other
-/// ([`same_kind_refs`], followed through the chunk) in one group: two transactions that
-/// each write one end of a membership and merge the other as a stub take the same locks
-/// in opposite orders and deadlock. Groups go largest first to the part with the fewest
-/// records (records linked to nothing alternate between the parts); inside a part the
-/// records keep the chunk's order.
-pub(crate) fn split_linked<T>(
-    records: &[T],
-    record: impl Fn(&T) -> &Record<'_>,
-    parts: usize,
-) -> Vec<Vec<&T>> {
-    let n = records.len();
-    let parts = parts.clamp(1, n.max(1));
-    // Union-find over positions, joined by references inside the chunk.
-    let mut parent: Vec<usize> = (0..n).collect();
-    fn root(parent: &mut [usize], mut i: usize) -> usize {
-        while parent[i] != i {
-            parent[i] = parent[parent[i]];
-            i = parent[i];
-        }
-        i
-    }
-    let at: std::collections::HashMap<u64, usize> = records
-        .iter()
-        .enumerate()
-        .map(|(i, r)| (record(r).id(), i))
-        .collect();
-    for (i, r) in records.iter().enumerate() {
-        for id in same_kind_refs(record(r)) {
-            if let Some(&j) = at.get(&id) {
-                let (a, b) = (root(&mut parent, i), root(&mut parent, j));
-                parent[a] = b;
-            }
-        }
-    }
-    // Groups by size, largest first, each to the part with the fewest records so far.
-    let mut groups: std::collections::HashMap<usize, Vec<usize>> = std::collections::HashMap::new();
-    for i in 0..n {
-        groups.entry(root(&mut parent, i)).or_default().push(i);
-    }
-    let mut groups: Vec<Vec<usize>> = groups.into_values().collect();
-    groups.sort_unstable_by(|a, b| b.len().cmp(&a.len()).then(a[0].cmp(&b[0])));
-    let mut out: Vec<Vec<usize>> = vec![Vec::new(); parts];
-    for g in groups {
-        let smallest = (0..parts).min_by_key(|&p| out[p].len()).unwrap_or(0);
-        out[smallest].extend(g);
-    }
-    out.into_iter()
-        .filter(|p| !p.is_empty())
-        .map(|mut p| {
-            p.sort_unstable();
-            p.into_iter().map(|i| &records[i]).collect()
-        })
-        .collect()
 }
 
 #[cfg(test)]
