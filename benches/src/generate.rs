@@ -327,6 +327,15 @@ fn id(rng: &mut Rng, kind: RecordKind) -> u64 {
     1 + rng.below(max)
 }
 
+/// The main release of master `master`: a release is the main release of at most one
+/// master in the dumps (it belongs to that master), so masters with distinct ids get
+/// distinct main releases, each within the block of release ids that falls to its id.
+fn main_release(rng: &mut Rng, master: u64) -> u64 {
+    let releases = rng.ids.max(RecordKind::Release);
+    let block = (releases / rng.ids.max(RecordKind::Master)).max(1);
+    1 + (master.saturating_sub(1) * block + rng.below(block)) % releases
+}
+
 /// `f(rng)` with probability `p`, else an empty list.
 fn some<T>(rng: &mut Rng, p: f64, f: impl FnOnce(&mut Rng) -> Vec<T>) -> Vec<T> {
     if rng.chance(p) {
@@ -562,7 +571,7 @@ fn master(rng: &mut Rng, id_: u64) -> Master<'static> {
     Master {
         id: id_,
         title: title(rng),
-        main_release: Some(id(rng, RecordKind::Release)),
+        main_release: Some(main_release(rng, id_)),
         year: rng
             .chance(0.99)
             .then(|| u16::try_from(1950 + rng.below(75)).unwrap_or(2000)),

@@ -16,7 +16,9 @@
 //! server's process id, each phase also prints the server's CPU time per record (from
 //! `/proc`), and the part of it that is not the JVM compiling Neo4j's code. With
 //! `BENCH_WARMUP=N` set, the same run on N releases goes first, unreported, in a namespace
-//! of its own (a freshly started server spends its first minutes largely compiling). The
+//! of its own (a freshly started server spends its first minutes largely compiling). With
+//! `BENCH_KINDS` set (comma-separated, e.g. `artists,masters`), only those kinds' first loads
+//! run (the re-load and update phases need `releases`). The
 //! server comes from `NEO4J_TEST_URI`, `NEO4J_USERNAME`, `NEO4J_PASSWORD`; the benchmark writes in
 //! a namespace of its own and drops it at the end (unless `KEEP_GRAPH` is set).
 //!
@@ -92,7 +94,13 @@ impl Data {
                 }
             }
             Record::Master(m) => {
-                remap(&mut m.main_release, &self.releases);
+                // Distinct masters have distinct main releases, as in the dumps.
+                if let (Ok(i), false) =
+                    (self.masters.binary_search(&m.id), self.releases.is_empty())
+                {
+                    m.main_release =
+                        Some(self.releases[i * self.releases.len() / self.masters.len()]);
+                }
                 for c in &mut m.artists {
                     remap(&mut c.id, &self.artists);
                 }
@@ -220,6 +228,18 @@ struct Run {
     batch: usize,
     pid: Option<u32>,
     stubs: bool,
+    /// The kinds whose first load runs (all four unless `BENCH_KINDS` says otherwise).
+    kinds: Vec<RecordKind>,
+}
+
+/// The kinds named in `BENCH_KINDS` (comma-separated: `artists,masters`), or all four.
+fn bench_kinds() -> Result<Vec<RecordKind>> {
+    let Ok(list) = std::env::var("BENCH_KINDS") else {
+        return Ok(RecordKind::ALL.to_vec());
+    };
+    list.split(',')
+        .map(|name| name.trim().parse::<RecordKind>().map_err(Into::into))
+        .collect()
 }
 
 impl Run {
@@ -273,10 +293,16 @@ impl Run {
             (RecordKind::Master, masters),
             (RecordKind::Release, releases),
         ] {
+            if !self.kinds.contains(&kind) {
+                continue;
+            }
             let label = format!("first load, {kind:<8}");
             say(self.phase(&data, &mut sink, &label, kind, n, None).await?);
         }
         let release = RecordKind::Release;
+        if !self.kinds.contains(&release) {
+            return self.finish(sink, say, keep).await;
+        }
         say(self
             .phase(
                 &data,
@@ -303,6 +329,11 @@ impl Run {
             "  finish_extraction     {:.1} s ({report_:?})",
             started.elapsed().as_secs_f64()
         ));
+        self.finish(sink, say, keep).await
+    }
+
+    /// Drops the namespace, unless `keep`.
+    async fn finish(&self, sink: Neo4jSink, say: impl Fn(String), keep: bool) -> Result<()> {
         if keep {
             say("  kept the namespace (KEEP_GRAPH is set)".to_owned());
             return Ok(());
@@ -326,6 +357,7 @@ async fn main() -> Result<()> {
     let pid: Option<u32> = std::env::var("NEO4J_PID").ok().and_then(|p| p.parse().ok());
     let warmup: usize = env("BENCH_WARMUP", "0").parse()?;
     let stubs = std::env::var_os("BENCH_STUBS").is_some();
+    let kinds = bench_kinds()?;
     let sink = |namespace: &str| -> Result<Neo4jSink> {
         let config = Neo4jSinkConfig::new(
             env("NEO4J_TEST_URI", "bolt://127.0.0.1:7687"),
@@ -349,6 +381,7 @@ async fn main() -> Result<()> {
             batch,
             pid,
             stubs,
+            kinds: kinds.clone(),
         };
         run.run(warm, false, false).await?;
         println!(
@@ -373,6 +406,7 @@ async fn main() -> Result<()> {
         batch,
         pid,
         stubs,
+        kinds,
     };
     run.run(measured, true, std::env::var_os("KEEP_GRAPH").is_some())
         .await

@@ -99,7 +99,9 @@ impl Neo4jSink {
         Ok(self.aggregates().await?.0)
     }
 
-    async fn remove_isolated(&self) -> Result<(u64, u64, u64), Neo4jSinkError> {
+    async fn remove_isolated(&mut self) -> Result<(u64, u64, u64), Neo4jSinkError> {
+        // Genres and styles may be deleted here: the next write checks them again.
+        self.known_tags.clear();
         let (mut stubs, mut tx) = (0, 0);
         for kind in RecordKind::ALL {
             let label = self.names.label(kind).to_owned();

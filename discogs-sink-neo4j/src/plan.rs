@@ -312,6 +312,89 @@ fn bolt_year(year: Option<u16>) -> BoltType {
     year.map_or(BoltType::Null(BoltNull), |y| bolt_int(i64::from(y)))
 }
 
+/// Genre and style names and `(style, genre)` `PART_OF` pairs (owned, sorted).
+#[derive(Debug, Default)]
+pub(crate) struct Tags {
+    genres: BTreeSet<String>,
+    styles: BTreeSet<String>,
+    part_of: BTreeSet<(String, String)>,
+}
+
+impl Tags {
+    /// The genres, styles and `PART_OF` pairs of `records` (masters and releases) that are
+    /// not in `self`.
+    pub(crate) fn missing<'a>(&self, records: impl Iterator<Item = &'a Record<'a>>) -> Tags {
+        let mut new = Tags::default();
+        for record in records {
+            let (genres, styles) = match record {
+                Record::Master(m) => (&m.genres, &m.styles),
+                Record::Release(r) => (&r.genres, &r.styles),
+                Record::Artist(_) | Record::Label(_) => continue,
+            };
+            for (list, known, out) in [
+                (genres, &self.genres, &mut new.genres),
+                (styles, &self.styles, &mut new.styles),
+            ] {
+                for name in names(list) {
+                    if !known.contains(name) && !out.contains(name) {
+                        out.insert(name.to_owned());
+                    }
+                }
+            }
+            for (style, genre) in part_of(genres, styles) {
+                let pair = (style.to_owned(), genre.to_owned());
+                if !self.part_of.contains(&pair) {
+                    new.part_of.insert(pair);
+                }
+            }
+        }
+        new
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.genres.is_empty() && self.styles.is_empty() && self.part_of.is_empty()
+    }
+
+    /// The statements that `MERGE` these genres, styles and pairs (in that order), each
+    /// with its parameter's name and value.
+    pub(crate) fn steps<'s>(&self, st: &'s Statements) -> Vec<(&'s str, &'static str, BoltType)> {
+        let list = |v: Vec<BoltType>| BoltType::List(BoltList::from(v));
+        let mut out: Vec<_> = [(Node::Genre, &self.genres), (Node::Style, &self.styles)]
+            .into_iter()
+            .filter(|(_, set)| !set.is_empty())
+            .map(|(node, set)| {
+                let refs = set.iter().map(|n| bolt_str(n)).collect();
+                (st.stub[node as usize].as_str(), "refs", list(refs))
+            })
+            .collect();
+        if !self.part_of.is_empty() {
+            let edges = self
+                .part_of
+                .iter()
+                .map(|(s, g)| list(vec![bolt_str(s), bolt_str(g)]))
+                .collect();
+            out.push((
+                st.edges_by_key[Rel::PartOf as usize].as_str(),
+                "edges",
+                list(edges),
+            ));
+        }
+        out
+    }
+
+    pub(crate) fn extend(&mut self, other: Tags) {
+        self.genres.extend(other.genres);
+        self.styles.extend(other.styles);
+        self.part_of.extend(other.part_of);
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.genres.clear();
+        self.styles.clear();
+        self.part_of.clear();
+    }
+}
+
 /// The parameters of one write transaction: node rows, stub references, relationships.
 #[derive(Debug, Default)]
 pub(crate) struct Plan<'r> {
@@ -669,6 +752,52 @@ mod tests {
             st.stub[Node::Genre as usize],
             "UNWIND $refs AS r MERGE (x:T1_Genre {name: r}) RETURN collect([r, elementId(x)]) AS nodes"
         );
+    }
+
+    #[test]
+    fn tags_missing_are_the_unseen_names_and_pairs() {
+        use discogs_model::Master;
+        let master = |genres: &[&str], styles: &[&str]| {
+            Record::Master(Master {
+                id: 1,
+                genres: genres.iter().map(|g| (*g).to_owned().into()).collect(),
+                styles: styles.iter().map(|s| (*s).to_owned().into()).collect(),
+                ..Master::default()
+            })
+        };
+        let names = GraphNames::new("T1_").unwrap();
+        let st = Statements::new(&names);
+        let mut known = Tags::default();
+        let records = [
+            master(&["Jazz"], &["Bop", "Bop"]),
+            master(&["Jazz", "Rock"], &["Punk"]),
+        ];
+        let new = known.missing(records.iter());
+        let steps = new.steps(&st);
+        let texts: Vec<&str> = steps.iter().map(|(text, _, _)| *text).collect();
+        assert_eq!(
+            texts,
+            [
+                st.stub[Node::Genre as usize].as_str(),
+                st.stub[Node::Style as usize].as_str(),
+                st.edges_by_key[Rel::PartOf as usize].as_str(),
+            ]
+        );
+        let count = |v: &BoltType| match v {
+            BoltType::List(l) => l.len(),
+            _ => 0,
+        };
+        // Jazz and Rock; Bop and Punk; only Bop PART_OF Jazz (Punk's record has two genres).
+        let counts: Vec<usize> = steps.iter().map(|(_, _, v)| count(v)).collect();
+        assert_eq!(counts, [2, 2, 1]);
+        known.extend(new);
+        assert!(known.missing(records.iter()).is_empty());
+        let more = [master(&["Jazz"], &["Cool Jazz"])];
+        let new = known.missing(more.iter());
+        let counts: Vec<usize> = new.steps(&st).iter().map(|(_, _, v)| count(v)).collect();
+        assert_eq!(counts, [1, 1], "the style Cool Jazz and its pair");
+        known.clear();
+        assert!(!known.missing(more.iter()).is_empty());
     }
 
     #[test]

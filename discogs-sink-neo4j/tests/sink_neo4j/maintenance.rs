@@ -282,3 +282,55 @@ async fn isolated_stubs_go_and_aggregates_equal_the_records() {
     );
     tg.drop().await;
 }
+
+/// The sink remembers the genres, styles and `PART_OF` pairs it has created (it creates
+/// new ones in a transaction of their own before a chunk's parts start). When another
+/// sink's `finish_extraction` deletes them as isolated, a later record that uses them
+/// again still gets them, with its `IS` and `PART_OF` relationships.
+#[tokio::test]
+async fn tags_removed_by_another_sink_come_back_when_used_again() {
+    let Some(tg) = TestGraph::new("neo4j_tags_again") else {
+        return;
+    };
+    let mut writer = tg.sink();
+    let mut maintainer = tg.sink();
+    let first = [release(1, None, &[], &[], &["Jazz"], &["Bop"])];
+    writer
+        .write_batch(RecordKind::Release, &first)
+        .await
+        .unwrap();
+    // The release moves to other tags: Jazz, Bop and their pair end isolated, and the
+    // other sink removes them.
+    let moved = [release(1, None, &[], &[], &["Rock"], &["Punk"])];
+    writer
+        .write_batch(RecordKind::Release, &moved)
+        .await
+        .unwrap();
+    let report = maintainer.finish_extraction().await.unwrap();
+    assert_eq!(report.tags_removed, 2, "{report:?}");
+    // The writer still remembers Jazz, Bop and Bop PART_OF Jazz.
+    let again = [release(2, None, &[], &[], &["Jazz"], &["Bop"])];
+    writer
+        .write_batch(RecordKind::Release, &again)
+        .await
+        .unwrap();
+    let n = tg
+        .count(
+            &writer,
+            "MATCH (r:{ns}Release {id: 2})-[:IS]->(s:{ns}Style {name: 'Bop'})\
+             -[:PART_OF]->(g:{ns}Genre {name: 'Jazz'})<-[:IS]-(r) RETURN count(*) AS n",
+        )
+        .await;
+    assert_eq!(n, 1, "release 2 IS Bop and Jazz, Bop PART_OF Jazz");
+    for (label, name) in [("Genre", "Jazz"), ("Style", "Bop")] {
+        let n = tg
+            .count(
+                &writer,
+                &format!("MATCH (n:{{ns}}{label} {{name: '{name}'}}) RETURN count(n) AS n"),
+            )
+            .await;
+        assert_eq!(n, 1, "one {label} {name}");
+    }
+    drop(maintainer);
+    tg.drop().await;
+}
