@@ -325,6 +325,8 @@ impl Tags {
     /// not in `self`.
     pub(crate) fn missing<'a>(&self, records: impl Iterator<Item = &'a Record<'a>>) -> Tags {
         let mut new = Tags::default();
+        // The chunk's pairs borrowed first: only the few distinct ones are copied.
+        let mut pairs: BTreeSet<(&str, &str)> = BTreeSet::new();
         for record in records {
             let (genres, styles) = match record {
                 Record::Master(m) => (&m.genres, &m.styles),
@@ -341,11 +343,12 @@ impl Tags {
                     }
                 }
             }
-            for (style, genre) in part_of(genres, styles) {
-                let pair = (style.to_owned(), genre.to_owned());
-                if !self.part_of.contains(&pair) {
-                    new.part_of.insert(pair);
-                }
+            pairs.extend(part_of(genres, styles));
+        }
+        for (style, genre) in pairs {
+            let pair = (style.to_owned(), genre.to_owned());
+            if !self.part_of.contains(&pair) {
+                new.part_of.insert(pair);
             }
         }
         new

@@ -43,7 +43,10 @@ pub const DEADLOCK_RETRIES: u32 = 8;
 ///
 /// 1. one read query looks up the stored `sha256` of the chunk's ids; records whose hash
 ///    is unchanged stop here (no write at all);
-/// 2. the records that changed are split into up to
+/// 2. the genres, styles and `PART_OF` pairs of the changed records that this sink has
+///    not written before are merged in one small transaction of their own, so that the
+///    parts below do not queue on the ones they would all create;
+/// 3. the records that changed are split into up to
 ///    [`Neo4jSinkConfig::write_transactions`] parts (of at least
 ///    [`crate::MIN_RECORDS_PER_TRANSACTION`] records), each written by one write transaction,
 ///    all in flight at once; a part that meets a deadlock is written again. Each
@@ -69,7 +72,8 @@ pub struct Neo4jSink {
     schema_ready: bool,
     pub(crate) statements: Statements,
     stats: WriteStats,
-    /// Genre and style names this sink has seen committed (see [`Neo4jSink::create_tags`]).
+    /// Genres, styles and `PART_OF` pairs this sink has seen committed (see
+    /// [`Neo4jSink::create_tags`]).
     pub(crate) known_tags: crate::plan::Tags,
 }
 
