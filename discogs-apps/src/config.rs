@@ -280,6 +280,11 @@ pub struct PostgresArgs {
     /// Connections per kind (each kind has its own sink).
     #[arg(long, env = "POSTGRES_STREAMS", default_value_t = 1)]
     pub postgres_streams: usize,
+    /// Load a kind whose table is empty in first-load mode: rows copied straight in,
+    /// secondary indexes built when the kind's file is complete (`false`: always upsert
+    /// into the indexed table).
+    #[arg(long, env = "POSTGRES_FIRST_LOAD", default_value_t = true, action = clap::ArgAction::Set)]
+    pub postgres_first_load: bool,
 }
 
 impl PostgresArgs {

@@ -220,6 +220,13 @@ impl PgSink {
         Ok(true)
     }
 
+    /// Whether `kind` is in first-load mode ([`PgSink::begin_first_load`] started it and
+    /// [`PgSink::finish_first_load`] has not ended it yet).
+    #[must_use]
+    pub fn in_first_load(&self, kind: RecordKind) -> bool {
+        self.first_load[slot(kind)]
+    }
+
     /// Ends a first load of `kind`: builds the secondary indexes (those missing; on every
     /// connection at once) and analyzes the table. Safe to call at any time, e.g. after a crashed first load.
     ///

@@ -38,7 +38,7 @@ async fn main() -> anyhow::Result<()> {
         shutdown,
         |_kind| {
             let sink = PgSink::new(config.clone()).context("PostgreSQL configuration")?;
-            Ok(PgTarget::new(sink))
+            Ok(PgTarget::new(sink).first_load(args.postgres.postgres_first_load))
         },
     )
     .await

@@ -14,7 +14,8 @@
 //! * **`removed`** (ids of records the dump no longer has, sent before the file's
 //!   `file_complete`) deletes them through [`Target::remove`] (idempotent) and is
 //!   acknowledged after the commit, like a batch;
-//! * **`file_complete`** is counted;
+//! * **`file_complete`** runs the target's [`Target::file_complete`] (in PostgreSQL the
+//!   end of a first load: the indexes are built) and is counted;
 //! * **`extraction_complete`** (one on each kind's queue, after all of that kind's batches)
 //!   runs the target's [`Target::kind_complete`] (the PostgreSQL purge), and, on the last
 //!   of the four kinds, [`Target::all_complete`] (Neo4j's stub removal and aggregates).
@@ -487,8 +488,15 @@ impl<T: Target> Handler for KindHandler<T> {
             }
             Message::FileComplete(file) => {
                 tracing::info!(%kind, file = %file.file, records = file.records, batches = file.batches, removed = file.removed, "File complete.");
-                self.stats.update(kind, |s| s.files_complete += 1);
-                Ok(())
+                self.set_task(format!("completing file {}", file.file));
+                let result = self.target.file_complete(kind).await;
+                if let Ok(Some(summary)) = &result {
+                    tracing::info!(%kind, file = %file.file, %summary, "File complete: target work done.");
+                }
+                if result.is_ok() {
+                    self.stats.update(kind, |s| s.files_complete += 1);
+                }
+                result.map(drop)
             }
             Message::ExtractionComplete(done) => {
                 let result = self.extraction_complete(done).await;

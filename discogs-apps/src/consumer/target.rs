@@ -52,6 +52,17 @@ pub trait Target: Send + 'static {
         step: &str,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
+    /// The work once a file of `kind` has been delivered whole (`file_complete`, after
+    /// the file's last batch); returns a line for the log when there was some. In
+    /// PostgreSQL this ends a first load: the secondary indexes are built.
+    fn file_complete(
+        &mut self,
+        kind: RecordKind,
+    ) -> impl Future<Output = Result<Option<String>, Self::Error>> + Send {
+        let _ = kind;
+        async { Ok(None) }
+    }
+
     /// The work once the extraction of `kind` is complete (the purge in PostgreSQL);
     /// returns a line for the log.
     fn kind_complete(
@@ -80,17 +91,44 @@ pub struct Removal {
 }
 
 /// The tableinator's target: a [`PgSink`] and a client of its own for the step table.
+///
+/// **First loads.** The first batch of a kind that this target writes finds out whether
+/// the kind's table is empty; if it is, the sink's first-load mode starts
+/// ([`PgSink::begin_first_load`]: secondary indexes dropped, rows copied straight in),
+/// and the kind's `file_complete` ends it by building the indexes. The purge at
+/// `extraction_complete` first builds any index still missing, so a first load that was
+/// interrupted (a crash, a restart: the table then holds rows and the new process writes
+/// through the upsert path) still ends with every index. [`PgTarget::first_load`] turns
+/// this off.
 #[derive(Debug)]
 pub struct PgTarget {
     sink: PgSink,
     steps: Option<Client>,
+    /// Whether an empty table starts a first load.
+    first_load: bool,
+    /// Kinds whose table this target has checked for a first load.
+    checked: [bool; 4],
 }
 
 impl PgTarget {
-    /// A target writing through `sink`. Does no I/O.
+    /// A target writing through `sink`, with first loads on. Does no I/O.
     #[must_use]
     pub fn new(sink: PgSink) -> Self {
-        Self { sink, steps: None }
+        Self {
+            sink,
+            steps: None,
+            first_load: true,
+            checked: [false; 4],
+        }
+    }
+
+    /// Whether a kind whose table is empty is loaded in first-load mode (the default):
+    /// faster, but the table has no secondary index (search, filters) until the kind's
+    /// file is complete.
+    #[must_use]
+    pub fn first_load(mut self, on: bool) -> Self {
+        self.first_load = on;
+        self
     }
 
     /// The sink.
@@ -158,7 +196,26 @@ impl Target for PgTarget {
     ) -> Result<SinkOutcome, PgSinkError> {
         // Every batch's ids are remembered under its extraction, for the purge.
         self.sink.set_extraction(Some(version.to_owned()));
+        let slot = usize::from(kind.code() - 1);
+        if self.first_load && !self.checked[slot] && !records.is_empty() {
+            if self.sink.begin_first_load(kind).await? {
+                tracing::info!(%kind, "Empty table: first load, indexes built when the file is complete.");
+            }
+            self.checked[slot] = true;
+        }
         self.sink.write_batch(kind, records).await
+    }
+
+    async fn file_complete(&mut self, kind: RecordKind) -> Result<Option<String>, PgSinkError> {
+        if !self.sink.in_first_load(kind) {
+            return Ok(None);
+        }
+        let started = std::time::Instant::now();
+        self.sink.finish_first_load(kind).await?;
+        Ok(Some(format!(
+            "first load finished: indexes built in {:.1} s",
+            started.elapsed().as_secs_f64()
+        )))
     }
 
     async fn remove(
@@ -207,6 +264,8 @@ impl Target for PgTarget {
         reported_records: u64,
         dead_lettered: u64,
     ) -> Result<String, PgSinkError> {
+        // Any index a first load left unbuilt (an interrupted one) is built first.
+        self.sink.finish_first_load(kind).await?;
         let outcome = self
             .sink
             .purge(PurgeRequest {

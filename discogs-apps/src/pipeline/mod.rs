@@ -575,10 +575,12 @@ impl<'a> Stages<'a> {
                 }))
             } else {
                 let config = args.postgres.sink_config(name);
+                let first_load = args.postgres.postgres_first_load;
                 tokio::spawn(consumer::run(parts, make_consumer, move |_kind| {
                     Ok(PgTarget::new(
                         PgSink::new(config.clone()).context("PostgreSQL configuration")?,
-                    ))
+                    )
+                    .first_load(first_load))
                 }))
             };
             tasks.push(task);

@@ -32,6 +32,7 @@ use discogs_testkit::{read_records, require, shared_fixtures, Scope, Service};
 use tokio::task::JoinHandle;
 use tokio_postgres::{Client, NoTls};
 
+mod first_load;
 mod month;
 mod outage;
 #[path = "../common/stack.rs"]
