@@ -27,6 +27,7 @@ import org.neo4j.kernel.internal.Version;
  *   <li>{@code NEO4J_USERNAME} must be {@code neo4j}, the built-in admin user ({@code neo4j})
  *   <li>{@code NEO4J_PASSWORD} the password of user {@code neo4j}, at least 8 characters ({@code discogsography})
  *   <li>{@code NEO4J_PAGECACHE} page cache size ({@code 512m})
+ *   <li>{@code NEO4J_TX_LOG_RETENTION} transaction logs kept besides the current one ({@code 1G size})
  * </ul>
  *
  * <p>Prints {@code NEO4J READY bolt://HOST:PORT version=X} once Bolt accepts the password, and shuts the
@@ -48,6 +49,9 @@ public final class Neo4jServer {
         String user = env("NEO4J_USERNAME", "neo4j");
         String password = env("NEO4J_PASSWORD", "discogsography");
         String pagecache = env("NEO4J_PAGECACHE", "512m");
+        // Neo4j keeps two days of transaction logs by default: tens of GB after a few loads of
+        // a large dump. A local server needs them only for recovery, so keep about 1 GB.
+        String txLogRetention = env("NEO4J_TX_LOG_RETENTION", "1G size");
 
         if (!user.equals("neo4j")) {
             fail("NEO4J_USERNAME must be 'neo4j' (the built-in admin user), got '" + user + "'");
@@ -67,6 +71,7 @@ public final class Neo4jServer {
                             .setConfig(GraphDatabaseSettings.auth_enabled, true)
                             .setConfig(GraphDatabaseSettings.pagecache_memory, ByteUnit.parse(pagecache))
                             .setConfig(GraphDatabaseSettings.udc_enabled, false)
+                            .setConfig(GraphDatabaseSettings.keep_logical_logs, txLogRetention)
                             .build();
         } catch (RuntimeException e) {
             e.printStackTrace();
