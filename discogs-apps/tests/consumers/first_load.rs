@@ -4,7 +4,7 @@
 //! index, built by `extraction_complete`; with first loads off, the indexes stay.
 
 use discogs_apps::consumer::{PgTarget, Target};
-use discogs_model::RecordKind;
+use discogs_model::{RecordKind, SinkRecord};
 use discogs_sink_pg::PgSink;
 use discogs_testkit::shared_fixtures;
 use tokio_postgres::Client;
@@ -33,6 +33,15 @@ async fn rows(client: &Client, schema: &str, table: &str) -> u64 {
         .expect("count")
         .get(0);
     u64::try_from(n).expect("a count")
+}
+
+/// Writes `records` of `kind` into a table that had none of them: all are inserted.
+async fn write_new(target: &mut PgTarget, kind: RecordKind, records: &[SinkRecord<'_>]) {
+    let o = target
+        .write(kind, VERSION, records)
+        .await
+        .unwrap_or_else(|e| panic!("writing {kind}: {e}"));
+    assert_eq!(o.inserted, distinct(records) as u64, "{kind}: {o:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -76,11 +85,7 @@ async fn empty_tables_are_loaded_first_and_indexed_at_the_end_even_after_a_resta
     // Labels, uninterrupted: only the primary key while loading, every index once the
     // file is complete; loading again goes through the upsert path and writes nothing.
     let labels = records_of(RecordKind::Label);
-    let o = target
-        .write(RecordKind::Label, VERSION, labels)
-        .await
-        .expect("write labels");
-    assert_eq!(o.inserted, distinct(labels) as u64);
+    write_new(&mut target, RecordKind::Label, labels).await;
     assert_eq!(
         indexes(&client, &env.schema, "labels").await,
         pkey(&all_labels),
@@ -121,10 +126,7 @@ async fn empty_tables_are_loaded_first_and_indexed_at_the_end_even_after_a_resta
     // end; `extraction_complete` builds the missing indexes before the purge.
     let releases = records_of(RecordKind::Release);
     let (head, tail) = releases.split_at(releases.len() / 2);
-    target
-        .write(RecordKind::Release, VERSION, head)
-        .await
-        .expect("write the first half");
+    write_new(&mut target, RecordKind::Release, head).await;
     assert_eq!(
         indexes(&client, &env.schema, "releases").await,
         pkey(&all_releases)
@@ -165,11 +167,7 @@ async fn empty_tables_are_loaded_first_and_indexed_at_the_end_even_after_a_resta
     // First loads off: the indexes stay while an empty table is filled.
     let mut target = PgTarget::new(sink()).first_load(false);
     let artists = records_of(RecordKind::Artist);
-    let o = target
-        .write(RecordKind::Artist, VERSION, artists)
-        .await
-        .expect("write artists");
-    assert_eq!(o.inserted, distinct(artists) as u64);
+    write_new(&mut target, RecordKind::Artist, artists).await;
     assert_eq!(indexes(&client, &env.schema, "artists").await, all_artists);
 
     env.clean_up().await;
