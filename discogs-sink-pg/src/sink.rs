@@ -227,8 +227,10 @@ impl PgSink {
         self.first_load[slot(kind)]
     }
 
-    /// Ends a first load of `kind`: builds the secondary indexes (those missing; on every
-    /// connection at once) and analyzes the table. Safe to call at any time, e.g. after a crashed first load.
+    /// Ends a first load of `kind`: builds the secondary indexes that are missing (on every
+    /// connection at once) and analyzes the table. Safe to call at any time, e.g. after a
+    /// crashed first load; when every index exists and no first load is under way it costs
+    /// one query and does nothing else.
     ///
     /// # Errors
     ///
@@ -236,10 +238,28 @@ impl PgSink {
     pub async fn finish_first_load(&mut self, kind: RecordKind) -> Result<(), PgSinkError> {
         self.connect().await?;
         let schema = &self.config.schema;
+        let existing: Vec<String> = self.clients[0]
+            .query(
+                "SELECT indexname::text FROM pg_indexes WHERE schemaname = $1 AND tablename = $2",
+                &[schema, &table(kind)],
+            )
+            .await
+            .map_err(PgSinkError::pg("listing the indexes"))?
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
         // Every connection builds indexes at once (CREATE INDEX takes a SHARE lock, which
         // does not conflict with itself), each taking the next from a queue that starts
         // with the GIN indexes, the costliest (PostgreSQL 15 builds GIN on one core).
-        let mut statements = schema::create_index_statements(schema, kind);
+        let mut statements: Vec<String> = schema::create_index_statements(schema, kind)
+            .into_iter()
+            .zip(schema::indexes(kind))
+            .filter(|(_, (name, _))| !existing.iter().any(|e| e == name))
+            .map(|(sql, _)| sql)
+            .collect();
+        if statements.is_empty() && !self.first_load[slot(kind)] {
+            return Ok(());
+        }
         statements.reverse();
         let next = AtomicUsize::new(0);
         let builders = self.clients.iter().map(|client| {
