@@ -74,6 +74,128 @@ impl IdSpace {
     }
 }
 
+/// The ids that [`Generator`]s of each kind produce, and generated references pointed at
+/// them, so that records refer to records that exist, as in a real dump.
+///
+/// A generator's own references are drawn at random within an [`IdSpace`]; its ids climb
+/// with gaps, so about half of such references miss every generated record. Loaded into a
+/// graph, each miss becomes a stub (a node that only references create), which a real
+/// dump, whose references point at its own records, hardly has. [`IdPools::connect`]
+/// moves each reference onto a generated record (chosen by the drawn id, so the same seed
+/// gives the same data), and can leave a chosen few pointing past the last id.
+///
+/// ```
+/// use discogs_benches::generate::{Generator, IdPools, IdSpace};
+/// use discogs_model::{Record, RecordKind};
+///
+/// let pools = IdPools::generated(7, IdSpace::FULL_DUMP, |_| 100);
+/// let mut release = Generator::new(RecordKind::Release, 7).record();
+/// pools.connect(&mut release, 0);
+/// let Record::Release(r) = release else { unreachable!() };
+/// let artists = pools.of(RecordKind::Artist);
+/// assert!(r.artists.iter().filter_map(|c| c.id).all(|id| artists.contains(&id)));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IdPools {
+    /// Ids of the generated artists, in order.
+    pub artists: Vec<u64>,
+    /// Ids of the generated labels, in order.
+    pub labels: Vec<u64>,
+    /// Ids of the generated masters, in order.
+    pub masters: Vec<u64>,
+    /// Ids of the generated releases, in order.
+    pub releases: Vec<u64>,
+}
+
+impl IdPools {
+    /// The ids of the first `count(kind)` records of `Generator::within(kind, seed, ids)`,
+    /// for each kind.
+    #[must_use]
+    pub fn generated(seed: u64, ids: IdSpace, count: impl Fn(RecordKind) -> u64) -> Self {
+        let pool = |kind| {
+            Generator::within(kind, seed, ids)
+                .take(usize::try_from(count(kind)).unwrap_or(usize::MAX))
+                .map(|r| r.id())
+                .collect()
+        };
+        Self {
+            artists: pool(RecordKind::Artist),
+            labels: pool(RecordKind::Label),
+            masters: pool(RecordKind::Master),
+            releases: pool(RecordKind::Release),
+        }
+    }
+
+    /// The ids of `kind`.
+    #[must_use]
+    pub fn of(&self, kind: RecordKind) -> &[u64] {
+        match kind {
+            RecordKind::Artist => &self.artists,
+            RecordKind::Label => &self.labels,
+            RecordKind::Master => &self.masters,
+            RecordKind::Release => &self.releases,
+        }
+    }
+
+    /// Points every reference of `record` (aliases, members, groups, parent and sublabels,
+    /// credits, labels, master) at a generated record of its kind, and a master's main
+    /// release at a release of its own (distinct masters get distinct releases, as in
+    /// the dumps, where a release belongs to one master at most). With `dangling` > 0, a
+    /// reference whose drawn id is a multiple of `dangling` points past the last
+    /// generated id instead, so that about one in `dangling` stays a stub. A kind with no
+    /// generated ids keeps its references.
+    pub fn connect(&self, record: &mut Record<'_>, dangling: u64) {
+        let point = |id: &mut Option<u64>, kind: RecordKind| {
+            let pool = self.of(kind);
+            let (Some(v), Some(last)) = (id.as_mut(), pool.last()) else {
+                return;
+            };
+            *v = if dangling > 0 && *v % dangling == 0 {
+                last + *v
+            } else {
+                pool[usize::try_from(*v).unwrap_or(0) % pool.len()]
+            };
+        };
+        match record {
+            Record::Artist(a) => {
+                for r in a
+                    .aliases
+                    .iter_mut()
+                    .chain(&mut a.members)
+                    .chain(&mut a.groups)
+                {
+                    point(&mut r.id, RecordKind::Artist);
+                }
+            }
+            Record::Label(l) => {
+                for r in l.sublabels.iter_mut().chain(l.parent_label.as_mut()) {
+                    point(&mut r.id, RecordKind::Label);
+                }
+            }
+            Record::Master(m) => {
+                if let (Ok(i), false) =
+                    (self.masters.binary_search(&m.id), self.releases.is_empty())
+                {
+                    m.main_release =
+                        Some(self.releases[i * self.releases.len() / self.masters.len()]);
+                }
+                for c in &mut m.artists {
+                    point(&mut c.id, RecordKind::Artist);
+                }
+            }
+            Record::Release(r) => {
+                for c in r.artists.iter_mut().chain(&mut r.extra_artists) {
+                    point(&mut c.id, RecordKind::Artist);
+                }
+                for l in &mut r.labels {
+                    point(&mut l.id, RecordKind::Label);
+                }
+                point(&mut r.master_id, RecordKind::Master);
+            }
+        }
+    }
+}
+
 /// SplitMix64: small, fast, and good enough for test data.
 #[derive(Debug, Clone)]
 pub struct Rng {

@@ -31,7 +31,7 @@
 
 use std::time::{Duration, Instant};
 
-use discogs_benches::generate::Generator;
+use discogs_benches::generate::{Generator, IdPools, IdSpace};
 use discogs_model::{Record, RecordKind, Sink, SinkOutcome, SinkRecord};
 use discogs_sink_neo4j::{Neo4jSink, Neo4jSinkConfig};
 
@@ -51,69 +51,16 @@ fn env(name: &str, default: &str) -> String {
         .unwrap_or_else(|| default.to_owned())
 }
 
-/// The ids of the records the generator makes for `kind`, in order.
-fn ids(kind: RecordKind, n: usize) -> Vec<u64> {
-    Generator::new(kind, 42).take(n).map(|r| r.id()).collect()
-}
-
-/// Points a reference at one of `pool`'s ids.
-fn remap(id: &mut Option<u64>, pool: &[u64]) {
-    if let (Some(v), false) = (id.as_mut(), pool.is_empty()) {
-        *v = pool[usize::try_from(*v).unwrap_or(0) % pool.len()];
-    }
-}
-
 /// Generated records of every kind with references mapped into the generated ids.
 struct Data {
-    artists: Vec<u64>,
-    labels: Vec<u64>,
-    masters: Vec<u64>,
-    releases: Vec<u64>,
+    pools: IdPools,
     stubs: bool,
 }
 
 impl Data {
     fn fix(&self, record: &mut Record<'static>) {
-        if self.stubs {
-            return;
-        }
-        match record {
-            Record::Artist(a) => {
-                for r in a
-                    .aliases
-                    .iter_mut()
-                    .chain(&mut a.members)
-                    .chain(&mut a.groups)
-                {
-                    remap(&mut r.id, &self.artists);
-                }
-            }
-            Record::Label(l) => {
-                for r in l.sublabels.iter_mut().chain(l.parent_label.as_mut()) {
-                    remap(&mut r.id, &self.labels);
-                }
-            }
-            Record::Master(m) => {
-                // Distinct masters have distinct main releases, as in the dumps.
-                if let (Ok(i), false) =
-                    (self.masters.binary_search(&m.id), self.releases.is_empty())
-                {
-                    m.main_release =
-                        Some(self.releases[i * self.releases.len() / self.masters.len()]);
-                }
-                for c in &mut m.artists {
-                    remap(&mut c.id, &self.artists);
-                }
-            }
-            Record::Release(r) => {
-                for c in r.artists.iter_mut().chain(&mut r.extra_artists) {
-                    remap(&mut c.id, &self.artists);
-                }
-                for l in &mut r.labels {
-                    remap(&mut l.id, &self.labels);
-                }
-                remap(&mut r.master_id, &self.masters);
-            }
+        if !self.stubs {
+            self.pools.connect(record, 0);
         }
     }
 
@@ -280,11 +227,15 @@ impl Run {
                 println!("{line}");
             }
         };
+        let count = |kind| match kind {
+            RecordKind::Artist => artists,
+            RecordKind::Label => labels,
+            RecordKind::Master => masters,
+            RecordKind::Release => releases,
+        } as u64;
         let data = Data {
-            artists: ids(RecordKind::Artist, artists),
-            labels: ids(RecordKind::Label, labels),
-            masters: ids(RecordKind::Master, masters),
-            releases: ids(RecordKind::Release, releases),
+            // The same generators (seed 42) as `Data::pass`.
+            pools: IdPools::generated(42, IdSpace::FULL_DUMP, count),
             stubs: self.stubs,
         };
         for (kind, n) in [
