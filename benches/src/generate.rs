@@ -27,8 +27,9 @@ use discogs_model::{
 ///
 /// [`IdSpace::FULL_DUMP`] spreads references over a whole monthly dump's ids, so almost
 /// none of them lands on a generated record (right for benchmarks of one kind);
-/// [`IdSpace::matching`] keeps them within the ids a generator of each kind produces for
-/// a given number of records, so a generated dump of all four kinds references itself.
+/// [`IdSpace::matching`] keeps them within the id range a generator of each kind covers
+/// for a given number of records; since the ids have gaps, about half of those still miss.
+/// [`IdPools::connect`] points references at generated records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IdSpace {
     /// Highest referenced artist id.
