@@ -53,6 +53,7 @@ mod error;
 mod form;
 mod maintenance;
 mod names;
+mod nodelay;
 mod plan;
 mod removal;
 mod schema;

@@ -67,6 +67,7 @@ impl Neo4jSink {
             .start_txn()
             .await
             .map_err(Neo4jSinkError::neo4j(context))?;
+        self.nodelay.apply();
         let mut counts = [0u64; 2];
         let result = async {
             txn.run(query(self.statements.delete_owned(kind)).param("ids", ids.clone()))
