@@ -77,13 +77,19 @@ pub fn file_name(version: &str, kind: RecordKind) -> String {
     format!("discogs_{version}_{}.xml.gz", kind.plural())
 }
 
+/// The gzip level of the sample files: the fastest. A sample is written once per size and
+/// read a few times, so writing speed matters more than its size (level 6, as the dumps
+/// use, took three times as long for 32 % smaller files).
+pub const GZIP_LEVEL: u32 = 1;
+
 /// Writes the four files of a generated dump `version` (`YYYYMMDD`) into `dir` (created
-/// if missing) and returns their paths, artists first. Files are written under a temporary
-/// name and renamed, so a file with the final name is always complete.
+/// if missing) and returns their paths, artists first. The four files are written at
+/// once, one thread each; each under a temporary name and renamed when complete, so a
+/// file with the final name is always whole. The bytes do not depend on the threads.
 ///
 /// # Errors
 ///
-/// When a file cannot be written.
+/// When a file cannot be written (the first such error, with the file's path).
 pub fn write_dump(
     dir: &Path,
     version: &str,
@@ -93,25 +99,48 @@ pub fn write_dump(
     std::fs::create_dir_all(dir)?;
     let ids = IdSpace::matching(size.artists, size.labels, size.masters, size.releases);
     let pools = IdPools::generated(seed, ids, |kind| size.of(kind));
-    let layout = Layout::new(Era::E3);
-    let mut paths = Vec::with_capacity(4);
-    for kind in RecordKind::ALL {
-        let path = dir.join(file_name(version, kind));
-        let partial = path.with_extension("gz.partial");
-        let file = BufWriter::with_capacity(1 << 20, File::create(&partial)?);
-        let gz = flate2::write::GzEncoder::new(file, flate2::Compression::new(6));
-        let mut writer = DumpWriter::new(gz, kind, layout)?;
-        for mut record in Generator::within(kind, seed, ids)
-            .take(usize::try_from(size.of(kind)).unwrap_or(usize::MAX))
-        {
-            pools.connect(&mut record, DANGLING_EVERY);
-            writer.write(&record)?;
-        }
-        writer.finish()?.finish()?.flush()?;
-        std::fs::rename(&partial, &path)?;
-        paths.push(path);
+    std::thread::scope(|scope| {
+        let writers = RecordKind::ALL.map(|kind| {
+            let path = dir.join(file_name(version, kind));
+            let pools = &pools;
+            scope.spawn(move || {
+                write_kind(&path, kind, size.of(kind), seed, ids, pools)
+                    .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+                    .map(|()| path)
+            })
+        });
+        writers
+            .into_iter()
+            .map(|writer| {
+                writer
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
+}
+
+/// Writes `count` generated records of `kind` to `path` (through `path.gz.partial`).
+fn write_kind(
+    path: &Path,
+    kind: RecordKind,
+    count: u64,
+    seed: u64,
+    ids: IdSpace,
+    pools: &IdPools,
+) -> std::io::Result<()> {
+    let partial = path.with_extension("gz.partial");
+    let file = BufWriter::with_capacity(1 << 20, File::create(&partial)?);
+    let gz = flate2::write::GzEncoder::new(file, flate2::Compression::new(GZIP_LEVEL));
+    let mut writer = DumpWriter::new(gz, kind, Layout::new(Era::E3))?;
+    for mut record in
+        Generator::within(kind, seed, ids).take(usize::try_from(count).unwrap_or(usize::MAX))
+    {
+        pools.connect(&mut record, DANGLING_EVERY);
+        writer.write(&record)?;
     }
-    Ok(paths)
+    writer.finish()?.finish()?.flush()?;
+    std::fs::rename(&partial, path)
 }
 
 #[cfg(test)]
