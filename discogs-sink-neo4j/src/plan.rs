@@ -169,6 +169,10 @@ pub(crate) struct Statements {
     pub(crate) delete_owned: [String; 4],
     pub(crate) upsert: [String; 4],
     pub(crate) stub: [String; 6],
+    /// Finds referenced nodes by id without creating them, in [`NODES`] order: a read,
+    /// so the index seek takes no lock (`MERGE`'s seek locks the index entry until the
+    /// commit, and Neo4j then releases each lock one by one).
+    pub(crate) find: [String; 4],
     /// Relationship statements finding both ends by element id.
     pub(crate) edges: [String; RELS],
     /// The same, finding both ends by `id` or `name` (for parts that replace records).
@@ -228,6 +232,13 @@ impl Statements {
                      RETURN collect([r[0], elementId(x)]) AS nodes",
                     label(n)
                 ),
+            }),
+            find: NODES.map(|n| {
+                format!(
+                    "UNWIND $ids AS id MATCH (x:{} {{id: id}}) \
+                     RETURN collect([id, elementId(x)]) AS nodes",
+                    label(n)
+                )
             }),
             edges: SPECS.map(|(rel, from, to, merge, prop)| {
                 let prop = prop.map_or(String::new(), |p| format!(" {{{p}: e[2]}}"));
@@ -597,9 +608,12 @@ impl<'r> Plan<'r> {
     }
 
     /// The first statements of the transaction, in order: the deletion of replaced
-    /// relationships, the records' nodes, the referenced nodes (sorted). Unless the part
-    /// finds relationship ends by key, each but the deletion returns the element ids of its
-    /// nodes, which [`Plan::edge_steps`] needs. Moves the rows out of the plan.
+    /// relationships, the records' nodes, the referenced nodes. Unless the part finds
+    /// relationship ends by key, each but the deletion returns the element ids of its
+    /// nodes, which [`Plan::edge_steps`] needs, and the referenced artists, labels,
+    /// masters and releases are only looked up here (no lock); [`Plan::stub_steps`] then
+    /// creates those not found. A part that finds ends by key merges them here (sorted).
+    /// Moves the rows out of the plan.
     pub(crate) fn node_steps<'s>(&mut self, kind: RecordKind, st: &'s Statements) -> Vec<Step<'s>> {
         // The statements return element ids either way; a part that does not use them
         // discards them on the server instead of receiving and decoding them.
@@ -629,18 +643,16 @@ impl<'r> Plan<'r> {
             if stubs.is_empty() {
                 continue;
             }
-            let refs: Vec<BoltType> = stubs
-                .iter()
-                .map(|(id, name)| {
-                    let name = if name.is_empty() { None } else { Some(*name) };
-                    BoltType::List(BoltList::from(vec![bolt_int(*id), bolt_opt(name)]))
-                })
-                .collect();
-            out.push(Step {
-                text: st.stub[*node as usize].as_str(),
-                param: "refs",
-                value: BoltType::List(BoltList::from(refs)),
-                returns: returns(*node),
+            out.push(if by_key {
+                Self::stub_step(*node, stubs.iter(), st, None)
+            } else {
+                let ids: Vec<BoltType> = stubs.keys().map(|id| bolt_int(*id)).collect();
+                Step {
+                    text: st.find[*node as usize].as_str(),
+                    param: "ids",
+                    value: BoltType::List(BoltList::from(ids)),
+                    returns: Some(*node),
+                }
             });
         }
         for (node, set) in [(Node::Genre, &self.genres), (Node::Style, &self.styles)] {
@@ -655,6 +667,52 @@ impl<'r> Plan<'r> {
             }
         }
         out
+    }
+
+    /// After [`Plan::node_steps`] of a part that finds ends by element id: the `MERGE` of
+    /// the referenced nodes those steps did not find (sorted by id; new ones are stubs).
+    /// One was created since by another transaction: `MERGE` finds it, after that
+    /// transaction commits. None in a part that finds ends by key (merged before).
+    pub(crate) fn stub_steps<'s>(&self, st: &'s Statements, found: &ElementIds) -> Vec<Step<'s>> {
+        if self.by_key() {
+            return Vec::new();
+        }
+        NODES
+            .iter()
+            .zip(&self.stubs)
+            .filter_map(|(node, stubs)| {
+                let mut missing = stubs
+                    .iter()
+                    .filter(|(id, _)| found.get(*node, Key::Id(**id)).is_none())
+                    .peekable();
+                missing.peek()?;
+                Some(Self::stub_step(*node, missing, st, Some(*node)))
+            })
+            .collect()
+    }
+
+    /// The `MERGE` of the referenced `node`s in `stubs` (id, name for a new node).
+    fn stub_step<'s, 'a>(
+        node: Node,
+        stubs: impl Iterator<Item = (&'a i64, &'a &'r str)>,
+        st: &'s Statements,
+        returns: Option<Node>,
+    ) -> Step<'s>
+    where
+        'r: 'a,
+    {
+        let refs: Vec<BoltType> = stubs
+            .map(|(id, name)| {
+                let name = if name.is_empty() { None } else { Some(*name) };
+                BoltType::List(BoltList::from(vec![bolt_int(*id), bolt_opt(name)]))
+            })
+            .collect();
+        Step {
+            text: st.stub[node as usize].as_str(),
+            param: "refs",
+            value: BoltType::List(BoltList::from(refs)),
+            returns,
+        }
     }
 
     /// The relationship statements, one per type, each list sorted by target node, with
@@ -856,15 +914,37 @@ mod tests {
         let st = Statements::new(&GraphNames::new("").unwrap());
         let mut plan = plan;
         let steps = plan.node_steps(RecordKind::Release, &st);
-        // Upsert; stubs of artists, labels, masters; genres, styles: each returns its nodes.
+        // Upsert; lookups of artists, labels, masters; genres, styles: each returns its nodes.
         assert_eq!(steps.len(), 1 + 3 + 2);
         assert!(steps.iter().all(|s| s.returns.is_some()));
+        let finds: Vec<&str> = steps[1..4].iter().map(|s| s.text).collect();
+        assert_eq!(
+            finds,
+            [Node::Artist, Node::Label, Node::Master].map(|n| st.find[n as usize].as_str())
+        );
+        assert_eq!(
+            steps[1].value,
+            BoltType::List(BoltList::from(vec![bolt_int(2), bolt_int(3)]))
+        );
         let mut nodes = ElementIds::default();
         for (node, id) in [(Node::Release, 7), (Node::Artist, 2), (Node::Artist, 3)] {
             nodes.by_id[node as usize].insert(id, format!("e{node:?}{id}"));
         }
         nodes.by_id[Node::Label as usize].insert(5, "eL5".into());
+        // The master was not found: only it is merged (a stub, no name), and returns its node.
+        let stubs = plan.stub_steps(&st, &nodes);
+        assert_eq!(stubs.len(), 1);
+        assert_eq!(stubs[0].text, st.stub[Node::Master as usize]);
+        assert_eq!(stubs[0].returns, Some(Node::Master));
+        assert_eq!(
+            stubs[0].value,
+            BoltType::List(BoltList::from(vec![BoltType::List(BoltList::from(vec![
+                bolt_int(11),
+                BoltType::Null(BoltNull),
+            ]))]))
+        );
         nodes.by_id[Node::Master as usize].insert(11, "eM11".into());
+        assert!(plan.stub_steps(&st, &nodes).is_empty());
         nodes.by_name[0].insert("Rock".into(), "eRock".into());
         for style in ["Punk", "Ska"] {
             nodes.by_name[1].insert(style.into(), format!("e{style}"));
@@ -894,6 +974,17 @@ mod tests {
         let mut replacing = Plan::new(&[&release], vec![7]).unwrap();
         let steps = replacing.node_steps(RecordKind::Release, &st);
         assert!(steps.iter().all(|s| s.returns.is_none()));
+        // Deletion, upsert, then the referenced nodes merged (sorted), and none after.
+        assert_eq!(steps[0].text, st.delete_owned(RecordKind::Release));
+        assert_eq!(steps[2].text, st.stub[Node::Artist as usize]);
+        assert_eq!(
+            steps[2].value,
+            BoltType::List(BoltList::from(vec![
+                BoltType::List(BoltList::from(vec![bolt_int(2), bolt_str("B")])),
+                BoltType::List(BoltList::from(vec![bolt_int(3), bolt_str("A")])),
+            ]))
+        );
+        assert!(replacing.stub_steps(&st, &ElementIds::default()).is_empty());
         let edges = replacing.edge_steps(&st, &ElementIds::default()).unwrap();
         assert_eq!(edges[1].text, st.edges_by_key[Rel::On as usize]);
         assert_eq!(

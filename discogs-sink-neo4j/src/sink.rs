@@ -636,6 +636,10 @@ async fn write_transaction(
             n += 1;
             run_step(&mut txn, step, &mut nodes).await?;
         }
+        for step in plan.stub_steps(statements, &nodes) {
+            n += 1;
+            run_step(&mut txn, step, &mut nodes).await?;
+        }
         for step in plan.edge_steps(statements, &nodes)? {
             n += 1;
             run_step(&mut txn, step, &mut nodes).await?;
