@@ -190,4 +190,24 @@ mod tests {
         }
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    #[test]
+    fn the_same_size_and_seed_give_the_same_bytes() {
+        let base = std::env::temp_dir().join(format!("discogs-sample-same-{}", std::process::id()));
+        let size = SampleSize::releases(500);
+        let first = write_dump(&base.join("a"), "20260101", size, 3).unwrap();
+        let second = write_dump(&base.join("b"), "20260101", size, 3).unwrap();
+        for (a, b) in first.iter().zip(&second) {
+            let bytes = std::fs::read(a).unwrap();
+            assert!(!bytes.is_empty());
+            assert_eq!(bytes, std::fs::read(b).unwrap(), "{}", a.display());
+        }
+        let other = write_dump(&base.join("c"), "20260101", size, 4).unwrap();
+        assert_ne!(
+            std::fs::read(&first[3]).unwrap(),
+            std::fs::read(&other[3]).unwrap(),
+            "another seed gives other releases"
+        );
+        std::fs::remove_dir_all(&base).unwrap();
+    }
 }
