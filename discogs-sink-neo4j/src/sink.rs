@@ -56,8 +56,12 @@ pub const DEADLOCK_RETRIES: u32 = 8;
 ///    * delete the relationships owned by the records that were stored complete before
 ///      (a changed record replaces all of them: no stale edges);
 ///    * `MERGE` the records' nodes by id and `SET` their properties;
-///    * `MERGE` the nodes they refer to, sorted by id (new ones are stubs: an id, a name
-///      when the reference carries one, no `sha256`), and the genres and styles;
+///    * find the nodes they refer to, and `MERGE` the genres and styles. In a part of
+///      records new to the graph (a first load) the referenced nodes are first looked up
+///      by id with `MATCH`, which takes no lock, and only those not found are merged;
+///      a part that replaces stored records merges them all. Either way the merges are
+///      sorted by id, and a node they create is a stub (an id, a name when the reference
+///      carries one, no `sha256`);
 ///    * create the relationships, one statement per type, each list sorted by target node.
 ///      The node statements return the element id of every node they wrote or found; in
 ///      a part of records new to the graph (a first load) the relationship statements
