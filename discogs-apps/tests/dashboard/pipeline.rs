@@ -24,27 +24,36 @@ use crate::util::{
     Services,
 };
 
-/// Three consecutive free ports (the pipeline's health servers: base, +1, +2).
+/// Three consecutive free ports (the pipeline's health servers: base, +1, +2), below the
+/// kernel's ephemeral range. The probes are closed before the pipeline binds the ports, and
+/// in that window an outgoing connection of this or another test could take an ephemeral
+/// port as its source (one CI run lost the graphinator's that way); a port below the range
+/// is only ever taken by an explicit bind.
 async fn three_free_ports() -> u16 {
-    for _ in 0..50 {
-        let first = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let base = first.local_addr().expect("addr").port();
-        if base > 65_000 {
-            continue;
-        }
-        let mut rest = Vec::new();
-        for port in [base + 1, base + 2] {
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    let (low, high) = (10_000u16, ephemeral_low.saturating_sub(3).max(10_100));
+    // A start that differs between runs and processes, then consecutive candidates.
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos())
+        ^ std::process::id().wrapping_mul(2_654_435_761);
+    let span = u32::from(high - low);
+    for attempt in 0..200u32 {
+        let base = low + u16::try_from((seed.wrapping_add(attempt * 7)) % span).unwrap_or(0);
+        let mut held = Vec::new();
+        for port in [base, base + 1, base + 2] {
             if let Ok(l) = tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
-                rest.push(l);
+                held.push(l);
             }
         }
-        if rest.len() == 2 {
+        if held.len() == 3 {
             return base;
         }
     }
-    panic!("no three consecutive free ports");
+    panic!("no three consecutive free ports below {ephemeral_low}");
 }
 
 /// Whether the snapshot's queue list holds `name`.
