@@ -27,8 +27,9 @@ use crate::util::{
 /// Three consecutive free ports (the pipeline's health servers: base, +1, +2), below the
 /// kernel's ephemeral range. The probes are closed before the pipeline binds the ports, and
 /// in that window an outgoing connection of this or another test could take an ephemeral
-/// port as its source (one CI run lost the graphinator's that way); a port below the range
-/// is only ever taken by an explicit bind.
+/// port as its source (most likely how one CI run lost the graphinator's: its `/health`
+/// never answered while it wrote everything); a port below the range is only ever taken
+/// by an explicit bind.
 async fn three_free_ports() -> u16 {
     let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
