@@ -162,16 +162,26 @@ async fn render_metrics(State(metrics): State<Metrics>) -> impl IntoResponse {
     )
 }
 
+/// Binds the health server's address, before a service starts its work, so that a port
+/// already in use stops the service at once with the address in the error rather than
+/// leaving it running without `/health`.
+///
+/// # Errors
+///
+/// When the address cannot be bound (in use, or not an address of this machine).
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!("binding the health server to {addr} (is the port in use? HEALTH_PORT sets it)")
+    })
+}
+
 /// Binds `addr` and serves `app` until `shutdown` is triggered.
 ///
 /// # Errors
 ///
 /// When the address cannot be bound or the server fails.
 pub async fn serve(addr: SocketAddr, app: Router, shutdown: Shutdown) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding the health server to {addr}"))?;
-    serve_on(listener, app, shutdown).await
+    serve_on(bind(addr).await?, app, shutdown).await
 }
 
 /// Serves `app` on a bound listener until `shutdown` is triggered (tests bind port 0).

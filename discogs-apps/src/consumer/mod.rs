@@ -909,9 +909,7 @@ pub async fn serve<T: Target>(
     let metrics = Metrics::new(name);
     let status = Status::new(name);
     let app = crate::health::router(status.clone(), metrics.clone());
-    let listener = tokio::net::TcpListener::bind(service.health_addr())
-        .await
-        .with_context(|| format!("binding the health server to {}", service.health_addr()))?;
+    let listener = crate::health::bind(service.health_addr()).await?;
     let health = tokio::spawn(crate::health::serve_on(listener, app, shutdown.clone()));
     let url = amqp.amqp_connection.expose().to_owned();
     let topology = Topology::with_prefix(&amqp.exchange_prefix);

@@ -122,11 +122,8 @@ impl Extractor {
     /// `--once`/`--input`) the cycle fails.
     pub async fn serve<O: Outlet>(&self, outlet: &mut O, shutdown: Shutdown) -> anyhow::Result<()> {
         let args = self.args.clone();
-        let server = tokio::spawn(health::serve(
-            args.service.health_addr(),
-            self.router(),
-            shutdown.clone(),
-        ));
+        let listener = health::bind(args.service.health_addr()).await?;
+        let server = tokio::spawn(health::serve_on(listener, self.router(), shutdown.clone()));
         self.progress.spawn_terminal_bar(shutdown.clone());
         let once = args.once || args.input.is_some();
         let mut force = args.force_reprocess;

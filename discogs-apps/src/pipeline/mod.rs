@@ -413,6 +413,7 @@ async fn check_databases(args: &PipelineArgs) -> anyhow::Result<()> {
 /// fails for good (the summary of what was done is then in the log).
 pub async fn run(args: PipelineArgs, shutdown: Shutdown) -> anyhow::Result<Summary> {
     let started = Instant::now();
+    let health = bind_health(&args).await?;
     check_databases(&args).await?;
     let source = source(&args).await?;
     let stages = Stages::new(&args, &source);
@@ -440,7 +441,9 @@ pub async fn run(args: PipelineArgs, shutdown: Shutdown) -> anyhow::Result<Summa
                 url: url.clone(),
                 topology: topology.clone(),
             };
-            let (summary, outlet) = stages.run(consumers, publisher, dead, shutdown).await?;
+            let (summary, outlet) = stages
+                .run(consumers, publisher, dead, health, shutdown)
+                .await?;
             if let Err(e) = outlet.0.close().await {
                 tracing::warn!(error = %e, "Closing the broker connection failed.");
             }
@@ -471,7 +474,13 @@ pub async fn run(args: PipelineArgs, shutdown: Shutdown) -> anyhow::Result<Summa
             }
             let publisher = bus.publisher(publisher_config(&args))?;
             let (mut summary, _outlet) = stages
-                .run(consumers, publisher, DeadLetterSource::Process, shutdown)
+                .run(
+                    consumers,
+                    publisher,
+                    DeadLetterSource::Process,
+                    health,
+                    shutdown,
+                )
                 .await?;
             for (kind, k) in &mut summary.kinds {
                 for name in CONSUMERS {
@@ -486,6 +495,26 @@ pub async fn run(args: PipelineArgs, shutdown: Shutdown) -> anyhow::Result<Summa
         elapsed: started.elapsed(),
         ..summary
     })
+}
+
+/// The health servers' listeners with `--serve-health` (none without): the extractor's on
+/// `HEALTH_PORT`, then one per consumer in [`CONSUMERS`] order on the ports after it.
+/// Bound before any work starts, so that a port in use stops the run at once, naming the
+/// address, instead of leaving a stage without `/health` (the dashboard would show it
+/// down for the whole run).
+async fn bind_health(args: &PipelineArgs) -> anyhow::Result<Vec<tokio::net::TcpListener>> {
+    if !args.serve_health {
+        return Ok(Vec::new());
+    }
+    let mut listeners = Vec::new();
+    for offset in 0..=CONSUMERS.len() {
+        let port = u16::try_from(offset)
+            .ok()
+            .and_then(|o| args.service.health_port.checked_add(o))
+            .context("HEALTH_PORT leaves no room for the consumers' ports after it")?;
+        listeners.push(health::bind((args.service.health_bind, port).into()).await?);
+    }
+    Ok(listeners)
 }
 
 fn publisher_config(args: &PipelineArgs) -> PublisherConfig {
@@ -519,11 +548,13 @@ impl<'a> Stages<'a> {
     /// Runs the consumers (`consumers`: the graphinator's and the tableinator's, per kind)
     /// and the extractor publishing through `publisher`, until the consumers have taken
     /// everything; returns the summary (dead letters not yet counted) and the outlet.
+    /// `health` holds the bound health listeners ([`bind_health`]), or none.
     async fn run<C, P>(
         self,
         consumers: Vec<BTreeMap<RecordKind, C>>,
         publisher: P,
         dead_letters: DeadLetterSource,
+        health: Vec<tokio::net::TcpListener>,
         shutdown: Shutdown,
     ) -> anyhow::Result<(Summary, BusOutlet<P>)>
     where
@@ -543,7 +574,10 @@ impl<'a> Stages<'a> {
         let mut stats = Vec::new();
         let mut tasks = Vec::new();
         let mut servers = Vec::new();
-        for (i, (name, mut per_kind)) in CONSUMERS.into_iter().zip(consumers).enumerate() {
+        let mut listeners = health.into_iter();
+        // The extractor's listener comes first, the consumers' after it.
+        let extractor_listener = listeners.next();
+        for (name, mut per_kind) in CONSUMERS.into_iter().zip(consumers) {
             let metrics = Metrics::new(name);
             let status = Status::new(name);
             let parts = ServiceParts {
@@ -556,11 +590,9 @@ impl<'a> Stages<'a> {
                 write_records: args.consumer.write_records_usize(),
             };
             stats.push(parts.stats.clone());
-            if args.serve_health {
-                let port = args.service.health_port + 1 + u16::try_from(i).unwrap_or(0);
-                let addr = (args.service.health_bind, port).into();
-                servers.push(tokio::spawn(health::serve(
-                    addr,
+            if let Some(listener) = listeners.next() {
+                servers.push(tokio::spawn(health::serve_on(
+                    listener,
                     health::router(status, metrics),
                     stop.clone(),
                 )));
@@ -585,9 +617,9 @@ impl<'a> Stages<'a> {
             };
             tasks.push(task);
         }
-        if args.serve_health {
-            servers.push(tokio::spawn(health::serve(
-                args.service.health_addr(),
+        if let Some(listener) = extractor_listener {
+            servers.push(tokio::spawn(health::serve_on(
+                listener,
                 self.extractor.router(),
                 stop.clone(),
             )));

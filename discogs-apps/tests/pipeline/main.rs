@@ -5,7 +5,8 @@
 //!   into both databases (counts per kind equal the sample's records), prints the summary
 //!   and where to look next; run again, it publishes nothing;
 //! * through the in-process bus, the 2020-08 dump excerpt (four kinds) lands in both
-//!   databases with counts equal to the distinct ids of its files.
+//!   databases with counts equal to the distinct ids of its files;
+//! * with `--serve-health`, a health port in use stops the run before any work.
 //!
 //! Each test has its own queue prefix, PostgreSQL schema, Neo4j namespace and data folder
 //! ([`discogs_testkit::Scope`]) and removes them at the end. Without the services the tests
@@ -118,6 +119,43 @@ async fn the_command_loads_the_sample_through_rabbitmq_and_a_second_run_publishe
     assert!(out.contains("0 records published"), "{out}");
     assert_eq!(env.counts().await, counts, "nothing changed");
     env.clean_up().await;
+}
+
+/// With `--serve-health`, a health port already in use stops the run before any work: no
+/// database is contacted, no sample written, and the error names the address. (It needs no
+/// services: the ports are bound first.)
+#[test]
+fn a_health_port_in_use_stops_the_run_before_any_work() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
+    let port = taken.local_addr().expect("address").port();
+    let data = std::env::temp_dir().join(format!("discogsography-health-port-{port}"));
+    std::fs::remove_dir_all(&data).ok();
+    let started = Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_discogsography"))
+        .args(["--serve-health", "--sample-releases", "10", "--quiet"])
+        .arg("--health-port")
+        .arg(port.to_string())
+        .arg("--data-dir")
+        .arg(&data)
+        // Unreachable databases: contacting them first would fail with another error.
+        .env("NEO4J_ADDRESS", "bolt://127.0.0.1:1")
+        .env("POSTGRES_ADDRESS", "127.0.0.1:1")
+        .env("AMQP_CONNECTION", "amqp://guest:guest@127.0.0.1:1/%2f")
+        .output()
+        .expect("run discogsography");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "stderr:\n{stderr}");
+    assert!(
+        stderr.contains(&format!("binding the health server to 127.0.0.1:{port}")),
+        "{stderr}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!data.exists(), "no sample written at {}", data.display());
+    drop(taken);
 }
 
 /// Distinct ids per kind of the four files of `version` in `dir`.
