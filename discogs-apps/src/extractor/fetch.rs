@@ -14,7 +14,7 @@ use super::http::Http;
 use super::progress::Progress;
 use super::state::VersionState;
 
-/// The dump chosen by [`discover`].
+/// The dump chosen by [`discover()`].
 #[derive(Debug, Clone)]
 pub struct Chosen {
     /// Its date, the version.
