@@ -1,10 +1,12 @@
 //! The extractor's publishing logic over real dump excerpts, with the recording outlet:
 //! change detection (a second run publishes nothing; the 2025 kiraririria releases over
 //! the 2025-11 excerpt publish exactly the changed records), resume after a crash from
-//! the last confirmed batch, `/trigger` and `/health`.
+//! the last confirmed batch, `/trigger` and `/health`, and a health port in use stopping
+//! the service before its first cycle.
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Duration;
 
 use clap::Parser as _;
 use discogs_apps::extractor::run::{CycleOutcome, Extractor};
@@ -277,5 +279,33 @@ async fn trigger_and_health_over_http() {
         (409, true)
     );
     shutdown.trigger();
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+/// A health port already in use stops the service before its first cycle, with the address
+/// in the error (the server used to be spawned unchecked: the service ran without `/health`
+/// and logged the bind error only when it stopped).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_health_port_in_use_stops_the_service_before_its_first_cycle() {
+    let root = temp_root("port-in-use");
+    let taken = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    // The input does not exist: a cycle would fail on it with another error.
+    let input = root.join("no-such-dump");
+    let ex = Extractor::new(args(&root, &input, &["--health-port", &port]));
+    let mut outlet = RecordingOutlet::new(100, 3);
+    let result = tokio::time::timeout(
+        Duration::from_secs(10),
+        ex.serve(&mut outlet, Shutdown::new()),
+    )
+    .await
+    .expect("serve returns at once");
+    let error = format!("{:#}", result.expect_err("the port is in use"));
+    assert!(
+        error.contains(&format!("binding the health server to 127.0.0.1:{port}")),
+        "{error}"
+    );
+    assert!(outlet.published_ids().is_empty(), "nothing published");
+    drop(taken);
     std::fs::remove_dir_all(&root).unwrap();
 }
