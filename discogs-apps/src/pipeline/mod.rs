@@ -413,7 +413,7 @@ async fn check_databases(args: &PipelineArgs) -> anyhow::Result<()> {
 /// fails for good (the summary of what was done is then in the log).
 pub async fn run(args: PipelineArgs, shutdown: Shutdown) -> anyhow::Result<Summary> {
     let started = Instant::now();
-    let health = bind_health(&args).await?;
+    let health_listeners = bind_health(&args).await?;
     check_databases(&args).await?;
     let source = source(&args).await?;
     let stages = Stages::new(&args, &source);
@@ -442,7 +442,7 @@ pub async fn run(args: PipelineArgs, shutdown: Shutdown) -> anyhow::Result<Summa
                 topology: topology.clone(),
             };
             let (summary, outlet) = stages
-                .run(consumers, publisher, dead, health, shutdown)
+                .run(consumers, publisher, dead, health_listeners, shutdown)
                 .await?;
             if let Err(e) = outlet.0.close().await {
                 tracing::warn!(error = %e, "Closing the broker connection failed.");
@@ -478,7 +478,7 @@ pub async fn run(args: PipelineArgs, shutdown: Shutdown) -> anyhow::Result<Summa
                     consumers,
                     publisher,
                     DeadLetterSource::Process,
-                    health,
+                    health_listeners,
                     shutdown,
                 )
                 .await?;
@@ -548,13 +548,13 @@ impl<'a> Stages<'a> {
     /// Runs the consumers (`consumers`: the graphinator's and the tableinator's, per kind)
     /// and the extractor publishing through `publisher`, until the consumers have taken
     /// everything; returns the summary (dead letters not yet counted) and the outlet.
-    /// `health` holds the bound health listeners ([`bind_health`]), or none.
+    /// `health_listeners` holds the bound health listeners ([`bind_health`]), or none.
     async fn run<C, P>(
         self,
         consumers: Vec<BTreeMap<RecordKind, C>>,
         publisher: P,
         dead_letters: DeadLetterSource,
-        health: Vec<tokio::net::TcpListener>,
+        health_listeners: Vec<tokio::net::TcpListener>,
         shutdown: Shutdown,
     ) -> anyhow::Result<(Summary, BusOutlet<P>)>
     where
@@ -574,7 +574,7 @@ impl<'a> Stages<'a> {
         let mut stats = Vec::new();
         let mut tasks = Vec::new();
         let mut servers = Vec::new();
-        let mut listeners = health.into_iter();
+        let mut listeners = health_listeners.into_iter();
         // The extractor's listener comes first, the consumers' after it.
         let extractor_listener = listeners.next();
         for (name, mut per_kind) in CONSUMERS.into_iter().zip(consumers) {
