@@ -65,7 +65,9 @@ impl Data {
     }
 
     /// Writes `n` records of `kind` in batches; every `change_every`-th release (when
-    /// set) gets a new title. Returns the outcome and the time spent in `write_batch`.
+    /// set) gets a new title. Returns the outcome, the time spent in `write_batch` and
+    /// this process's CPU time in it (the sink's client side; generating the records is
+    /// left out).
     async fn pass(
         &self,
         sink: &mut Neo4jSink,
@@ -73,10 +75,11 @@ impl Data {
         n: usize,
         batch: usize,
         change_every: Option<usize>,
-    ) -> Result<(SinkOutcome, Duration)> {
+    ) -> Result<(SinkOutcome, Duration, Duration)> {
         let mut generator = Generator::new(kind, 42);
         let mut outcome = SinkOutcome::default();
         let mut spent = Duration::ZERO;
+        let mut client = Duration::ZERO;
         let mut done = 0;
         while done < n {
             let size = batch.min(n - done);
@@ -95,11 +98,13 @@ impl Data {
                 })
                 .collect();
             let start = Instant::now();
+            let cpu = own_cpu();
             outcome += sink.write_batch(kind, &records).await?;
+            client += own_cpu().saturating_sub(cpu);
             spent += start.elapsed();
             done += size;
         }
-        Ok((outcome, spent))
+        Ok((outcome, spent, client))
     }
 }
 
@@ -111,6 +116,20 @@ fn stat_cpu(stat: &str) -> Option<Duration> {
     let ticks: u64 = fields.next()?.parse::<u64>().ok()? + fields.next()?.parse::<u64>().ok()?;
     // Clock ticks are 1/100 s on Linux.
     Some(Duration::from_millis(ticks * 10))
+}
+
+/// This process's CPU time so far, summed over its threads in nanoseconds
+/// (`/proc/self/task/*/schedstat`; zero where there is no `/proc`).
+fn own_cpu() -> Duration {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Duration::ZERO;
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+        .filter_map(|line| line.split_whitespace().next()?.parse::<u64>().ok())
+        .map(Duration::from_nanos)
+        .sum()
 }
 
 /// CPU time of a process so far: `(all threads, its JIT compiler threads)`.
@@ -204,10 +223,12 @@ impl Run {
     ) -> Result<String> {
         let cpu = cpu_time(self.pid);
         let before = sink.stats();
-        let (outcome, t) = data.pass(sink, kind, n, self.batch, change_every).await?;
+        let (outcome, t, client) = data.pass(sink, kind, n, self.batch, change_every).await?;
         let after = sink.stats();
+        #[allow(clippy::cast_precision_loss)]
+        let client = client.as_secs_f64() * 1e6 / n.max(1) as f64;
         Ok(format!(
-            "  {label} {:>9.0} records/s ({n} in {:.1} s, {outcome:?}, write transactions {}, deadlock retries {}{})",
+            "  {label} {:>9.0} records/s ({n} in {:.1} s, {outcome:?}, write transactions {}, deadlock retries {}; client CPU {client:.0} µs/record{})",
             rate(n, t),
             t.as_secs_f64(),
             after.write_transactions - before.write_transactions,
