@@ -22,6 +22,12 @@
 //! Records are generated (discogs-benches' `Generator`, seed 42) and hashed outside the
 //! timed sections: the figures are the sink's, from `write_batch` call to commit.
 //!
+//! With `BENCH_BARE` set, the benchmark measures instead what the server itself allows: the
+//! same releases' JSON copied (binary `COPY`, one per batch and stream, the streams in
+//! parallel) into a bare table of the minimal shape the issue's reference measured (`id`
+//! primary key, `sha256`, `data JSONB` with lz4; no other column, no other index), so that
+//! the sink's first load can be read against it.
+//!
 //! Each phase also reports the CPU time it cost per record, on the client (this process)
 //! and on the server (every process named `postgres`, read from `/proc`, so only when the
 //! server runs on this machine). Those figures stay meaningful on a busy machine, where the
@@ -29,6 +35,9 @@
 //! `2 / (client + server µs per record)` million records per second when both sides overlap.
 
 use std::time::{Duration, Instant};
+
+use bytes::{BufMut, BytesMut};
+use futures_util::SinkExt;
 
 use discogs_benches::generate::Generator;
 use discogs_model::{Record, RecordKind, Sink, SinkOutcome, SinkRecord};
@@ -167,6 +176,90 @@ fn cpu_ticks() -> (u64, u64) {
     (mine, server)
 }
 
+/// The bare-table ceiling (`BENCH_BARE`): `n` generated releases' JSON, in batches of
+/// `batch`, each batch split over `streams` connections that each send their rows as one
+/// binary `COPY` (committed on its own) into `bare (id, sha256, data JSONB lz4)`.
+async fn bare(url: &str, schema: &str, n: usize, batch: usize, streams: usize) -> Result<()> {
+    let connect = || async {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+        tokio::spawn(connection);
+        Ok::<_, tokio_postgres::Error>(client)
+    };
+    let setup = connect().await?;
+    setup
+        .batch_execute(&format!(
+            "CREATE SCHEMA \"{schema}\"; CREATE TABLE \"{schema}\".bare \
+             (id BIGINT PRIMARY KEY, sha256 TEXT NOT NULL, data JSONB COMPRESSION lz4 NOT NULL)"
+        ))
+        .await?;
+    let mut clients = Vec::with_capacity(streams);
+    for _ in 0..streams {
+        clients.push(std::sync::Arc::new(connect().await?));
+    }
+    let copy = format!("COPY \"{schema}\".bare (id, sha256, data) FROM STDIN (FORMAT binary)");
+    let mut generator = Generator::new(RecordKind::Release, 42);
+    let (mut spent, mut cpu, mut bytes) = (Duration::ZERO, Cpu::default(), 0);
+    let mut done = 0;
+    while done < n {
+        let size = batch.min(n - done);
+        // Encoded outside the timed section, as the sink benchmark generates its records.
+        let mut parts = vec![BytesMut::new(); streams];
+        for part in &mut parts {
+            part.put_slice(b"PGCOPY\n\xff\r\n\0");
+            part.put_i32(0);
+            part.put_i32(0);
+        }
+        for i in 0..size {
+            let record = SinkRecord::new(generator.record());
+            let Record::Release(release) = &record.record else {
+                unreachable!("the generator was made for releases")
+            };
+            let json = serde_json::to_vec(release)?;
+            let hash = record.hash.to_hex();
+            bytes += json.len();
+            let part = &mut parts[i * streams / size];
+            part.put_i16(3);
+            part.put_i32(8);
+            part.put_i64(i64::try_from(release.id)?);
+            part.put_i32(i32::try_from(hash.len())?);
+            part.put_slice(hash.as_bytes());
+            part.put_i32(i32::try_from(json.len() + 1)?);
+            part.put_u8(1); // JSONB's binary input: a version byte, then the JSON text
+            part.put_slice(&json);
+        }
+        let start = Instant::now();
+        let before = cpu_ticks();
+        let mut tasks = Vec::with_capacity(streams);
+        for (client, mut part) in clients.iter().zip(parts) {
+            part.put_i16(-1);
+            let (client, copy) = (client.clone(), copy.clone());
+            tasks.push(tokio::spawn(async move {
+                let sink = client.copy_in::<_, bytes::Bytes>(&copy).await?;
+                futures_util::pin_mut!(sink);
+                sink.send(part.freeze()).await?;
+                sink.finish().await
+            }));
+        }
+        for task in tasks {
+            task.await??;
+        }
+        cpu.add(before, cpu_ticks());
+        spent += start.elapsed();
+        done += size;
+    }
+    println!(
+        "  bare table (id, sha256, data JSONB lz4), binary COPY: {:>8.0} releases/s  ({:.1} s, {} bytes of JSON per release)",
+        rate(n, spent),
+        spent.as_secs_f64(),
+        bytes / n.max(1)
+    );
+    println!("    {}", cpu.line(n));
+    setup
+        .batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+        .await?;
+    Ok(())
+}
+
 fn rate(n: usize, d: Duration) -> f64 {
     #[allow(clippy::cast_precision_loss)]
     let n = n as f64;
@@ -189,6 +282,10 @@ async fn main() -> Result<()> {
         "postgres://discogsography:discogsography@127.0.0.1:5432/discogsography".to_owned()
     });
     let schema = format!("sink_bench_{}", std::process::id());
+    if std::env::var_os("BENCH_BARE").is_some() {
+        println!("pg_sink_bench: {n} releases, batches of {batch}, {streams} streams, bare table (BENCH_BARE)");
+        return bare(&url, &schema, n, batch, streams).await;
+    }
     let config = PgSinkConfig::new(url.clone())
         .schema(&schema)
         .streams(streams);
