@@ -9,8 +9,8 @@
 //! ```
 //!
 //! Defaults: 200000 releases, batches of 5000, 2 streams. The URL comes from
-//! `DISCOGS_TEST_PG_URL`; the benchmark works in a schema of its own and drops it at the end
-//! (unless `KEEP_SCHEMA` is set). With `BENCH_NO_INDEXES` set, the secondary indexes are
+//! `DISCOGS_TEST_PG_URL`; the benchmark works in a schema of its own and drops it at the end,
+//! after a failure too (unless `KEEP_SCHEMA` is set). With `BENCH_NO_INDEXES` set, the secondary indexes are
 //! not built after the first load (to see what they cost the update pass). The update pass
 //! changes each tenth record's `notes`, which no index covers (a HOT update); with
 //! `BENCH_CHANGE=indexed` it changes `country` instead, which every index sees. With
@@ -254,9 +254,6 @@ async fn bare(url: &str, schema: &str, n: usize, batch: usize, streams: usize) -
         bytes / n.max(1)
     );
     println!("    {}", cpu.line(n));
-    setup
-        .batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
-        .await?;
     Ok(())
 }
 
@@ -282,13 +279,35 @@ async fn main() -> Result<()> {
         "postgres://discogsography:discogsography@127.0.0.1:5432/discogsography".to_owned()
     });
     let schema = format!("sink_bench_{}", std::process::id());
-    if std::env::var_os("BENCH_BARE").is_some() {
+    let measured = if std::env::var_os("BENCH_BARE").is_some() {
         println!("pg_sink_bench: {n} releases, batches of {batch}, {streams} streams, bare table (BENCH_BARE)");
-        return bare(&url, &schema, n, batch, streams).await;
+        bare(&url, &schema, n, batch, streams).await
+    } else {
+        phases(&url, &schema, n, batch, streams).await
+    };
+    if std::env::var_os("KEEP_SCHEMA").is_some() {
+        println!("  kept schema {schema} (KEEP_SCHEMA is set)");
+        return measured;
     }
-    let config = PgSinkConfig::new(url.clone())
-        .schema(&schema)
-        .streams(streams);
+    // Dropped whether the run succeeded or not, so that a failed run leaves nothing behind.
+    let dropped = async {
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
+        tokio::spawn(connection);
+        client
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+            .await
+    }
+    .await;
+    if let Err(e) = &dropped {
+        eprintln!("pg_sink_bench: could not drop schema {schema}: {e}");
+    }
+    measured.and(dropped.map_err(Into::into))
+}
+
+/// The sink's passes in `schema`: first load (and index build), update with 10 % changed,
+/// reload of unchanged data; each printed with its rate and CPU per record.
+async fn phases(url: &str, schema: &str, n: usize, batch: usize, streams: usize) -> Result<()> {
+    let config = PgSinkConfig::new(url).schema(schema).streams(streams);
     let mut sink = PgSink::new(config)?;
     sink.migrate().await?;
     println!(
@@ -322,7 +341,7 @@ async fn main() -> Result<()> {
     if std::env::var_os("BENCH_CHECKPOINT").is_some() {
         // As a monthly update finds it: every page it touches was written out since, so
         // its first change writes a full-page image to the WAL.
-        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
         tokio::spawn(connection);
         client.batch_execute("CHECKPOINT").await?;
         println!("  checkpoint before the update (BENCH_CHECKPOINT)");
@@ -346,16 +365,5 @@ async fn main() -> Result<()> {
         t_reload.as_secs_f64()
     );
     println!("    {}", cpu_reload.line(n));
-    drop(sink);
-    if std::env::var_os("KEEP_SCHEMA").is_some() {
-        println!("  kept schema {schema} (KEEP_SCHEMA is set)");
-        return Ok(());
-    }
-
-    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
-    tokio::spawn(connection);
-    client
-        .batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
-        .await?;
     Ok(())
 }
