@@ -20,7 +20,8 @@
 //! `BENCH_KINDS` set (comma-separated, e.g. `artists,masters`), only those kinds' first loads
 //! run (the re-load and update phases need `releases`). The
 //! server comes from `NEO4J_TEST_URI`, `NEO4J_USERNAME`, `NEO4J_PASSWORD`; the benchmark writes in
-//! a namespace of its own and drops it at the end (unless `KEEP_GRAPH` is set).
+//! a namespace of its own and drops it at the end, after a failure too (unless `KEEP_GRAPH`
+//! is set).
 //!
 //! Records come from discogs-benches' `Generator` (seed 42). Their references point at
 //! random ids; the benchmark maps each to one of the generated records of that kind, so
@@ -346,8 +347,8 @@ async fn main() -> Result<()> {
         // The same run on fewer records in a namespace of its own, not reported: the
         // server's JIT compiles its write path here rather than in the measured run.
         let started = Instant::now();
-        let mut warm = sink(&format!("Bench{}w_", std::process::id()))?;
-        warm.ensure_schema().await?;
+        let warm_namespace = format!("Bench{}w_", std::process::id());
+        let mut warm = sink(&warm_namespace)?;
         let run = Run {
             releases: warmup,
             batch,
@@ -355,7 +356,11 @@ async fn main() -> Result<()> {
             stubs,
             kinds: kinds.clone(),
         };
-        run.run(warm, false, false).await?;
+        let warmed = match warm.ensure_schema().await {
+            Ok(_) => run.run(warm, false, false).await,
+            Err(e) => Err(e.into()),
+        };
+        cleaned_up(warmed, sink(&warm_namespace)?).await?;
         println!(
             "neo4j_sink_bench: warm-up run of {warmup} releases (BENCH_WARMUP) in {:.1} s",
             started.elapsed().as_secs_f64()
@@ -363,7 +368,9 @@ async fn main() -> Result<()> {
     }
     let namespace = format!("Bench{}_", std::process::id());
     let mut measured = sink(&namespace)?;
-    measured.ensure_schema().await?;
+    if let Err(e) = measured.ensure_schema().await {
+        return cleaned_up(Err(e.into()), sink(&namespace)?).await;
+    }
     println!(
         "neo4j_sink_bench: {releases} releases, {} artists, {} labels, {} masters; \
          batches of {batch}, {tx_records} records per chunk in up to {write_transactions} concurrent \
@@ -380,6 +387,21 @@ async fn main() -> Result<()> {
         stubs,
         kinds,
     };
-    run.run(measured, true, std::env::var_os("KEEP_GRAPH").is_some())
-        .await
+    let keep = std::env::var_os("KEEP_GRAPH").is_some();
+    let result = run.run(measured, true, keep).await;
+    if keep {
+        return result;
+    }
+    cleaned_up(result, sink(&namespace)?).await
+}
+
+/// `result`, after dropping the namespace of `sink` when the run failed (a run that
+/// succeeds drops its own), so that a failed run leaves nothing behind.
+async fn cleaned_up(result: Result<()>, sink: Neo4jSink) -> Result<()> {
+    if result.is_err() {
+        if let Err(e) = sink.drop_namespace().await {
+            eprintln!("neo4j_sink_bench: could not drop the namespace of the failed run: {e}");
+        }
+    }
+    result
 }
