@@ -120,7 +120,9 @@ fn stat_cpu(stat: &str) -> Option<Duration> {
 }
 
 /// This process's CPU time so far, summed over its threads in nanoseconds
-/// (`/proc/self/task/*/schedstat`; zero where there is no `/proc`).
+/// (`/proc/self/task/*/schedstat`; zero where there is no `/proc`). Not [`stat_cpu`]: a
+/// batch costs the client only a few of its 10 ms clock ticks (a comparison on 2026-11-30
+/// read 9 µs per master from the ticks against 12–13 from this).
 fn own_cpu() -> Duration {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return Duration::ZERO;

@@ -180,12 +180,7 @@ fn cpu_ticks() -> (u64, u64) {
 /// `batch`, each batch split over `streams` connections that each send their rows as one
 /// binary `COPY` (committed on its own) into `bare (id, sha256, data JSONB lz4)`.
 async fn bare(url: &str, schema: &str, n: usize, batch: usize, streams: usize) -> Result<()> {
-    let connect = || async {
-        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
-        tokio::spawn(connection);
-        Ok::<_, tokio_postgres::Error>(client)
-    };
-    let setup = connect().await?;
+    let setup = connect(url).await?;
     setup
         .batch_execute(&format!(
             "CREATE SCHEMA \"{schema}\"; CREATE TABLE \"{schema}\".bare \
@@ -194,7 +189,7 @@ async fn bare(url: &str, schema: &str, n: usize, batch: usize, streams: usize) -
         .await?;
     let mut clients = Vec::with_capacity(streams);
     for _ in 0..streams {
-        clients.push(std::sync::Arc::new(connect().await?));
+        clients.push(std::sync::Arc::new(connect(url).await?));
     }
     let copy = format!("COPY \"{schema}\".bare (id, sha256, data) FROM STDIN (FORMAT binary)");
     let mut generator = Generator::new(RecordKind::Release, 42);
@@ -257,6 +252,13 @@ async fn bare(url: &str, schema: &str, n: usize, batch: usize, streams: usize) -
     Ok(())
 }
 
+/// A plain connection to `url`, its connection task spawned.
+async fn connect(url: &str) -> std::result::Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
 fn rate(n: usize, d: Duration) -> f64 {
     #[allow(clippy::cast_precision_loss)]
     let n = n as f64;
@@ -291,9 +293,8 @@ async fn main() -> Result<()> {
     }
     // Dropped whether the run succeeded or not, so that a failed run leaves nothing behind.
     let dropped = async {
-        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
-        tokio::spawn(connection);
-        client
+        connect(&url)
+            .await?
             .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
             .await
     }
@@ -341,9 +342,7 @@ async fn phases(url: &str, schema: &str, n: usize, batch: usize, streams: usize)
     if std::env::var_os("BENCH_CHECKPOINT").is_some() {
         // As a monthly update finds it: every page it touches was written out since, so
         // its first change writes a full-page image to the WAL.
-        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
-        tokio::spawn(connection);
-        client.batch_execute("CHECKPOINT").await?;
+        connect(url).await?.batch_execute("CHECKPOINT").await?;
         println!("  checkpoint before the update (BENCH_CHECKPOINT)");
     }
     let mut cpu_update = Cpu::default();
