@@ -11,8 +11,8 @@
 //! ```
 //!
 //! Defaults: 100000 releases (and half as many artists, an eighth as many labels and
-//! masters), batches of 5000 records, at most 5000 records per transaction, the sink's
-//! default number of concurrent write transactions per chunk. With `NEO4J_PID` set to the
+//! masters), batches of 20000 records, and the sink's defaults for the records per
+//! transaction (2500) and the write transactions running at once (2). With `NEO4J_PID` set to the
 //! server's process id, each phase also prints the server's CPU time per record (from
 //! `/proc`), and the part of it that is not the JVM compiling Neo4j's code. With
 //! `BENCH_WARMUP=N` set, the same run on N releases goes first, unreported, in a namespace
@@ -326,8 +326,8 @@ impl Run {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<()> {
     let releases = arg(1, 100_000);
-    let batch = arg(2, 5_000);
-    let tx_records = arg(3, 5_000);
+    let batch = arg(2, 20_000);
+    let tx_records = arg(3, discogs_sink_neo4j::default_transaction_records());
     let write_transactions = arg(4, discogs_sink_neo4j::default_write_transactions());
     let pid: Option<u32> = std::env::var("NEO4J_PID").ok().and_then(|p| p.parse().ok());
     let warmup: usize = env("BENCH_WARMUP", "0").parse()?;
@@ -375,12 +375,16 @@ async fn main() -> Result<()> {
     }
     println!(
         "neo4j_sink_bench: {releases} releases, {} artists, {} labels, {} masters; \
-         batches of {batch}, {tx_records} records per chunk in up to {write_transactions} concurrent \
-         transactions, namespace {namespace}{}",
+         batches of {batch}, transactions of up to {tx_records} records, {write_transactions} \
+         at a time in their statements, namespace {namespace}{}",
         releases / 2,
         releases / 8,
         releases / 8,
-        if stubs { ", references left random (stubs)" } else { "" }
+        if stubs {
+            ", references left random (stubs)"
+        } else {
+            ""
+        }
     );
     let run = Run {
         releases,

@@ -23,15 +23,18 @@ pub struct Neo4jSinkConfig {
     /// unique one per test.
     #[serde(default)]
     pub namespace: String,
-    /// The most records written in one transaction: a larger batch is split into
-    /// several transactions, each committed before `write_batch` returns.
+    /// The most records written in one transaction: a batch's changed records are split
+    /// into transactions of at most this many (and into at least `write_transactions`
+    /// while each gets [`MIN_RECORDS_PER_TRANSACTION`]), all committed before
+    /// `write_batch` returns. A group of records that refer to each other stays in one
+    /// transaction, which may then hold more.
     #[serde(default = "default_transaction_records")]
     pub transaction_records: usize,
-    /// The most write transactions in flight at once for one chunk of
-    /// `transaction_records`: its changed records are split over that many concurrent
-    /// transactions (each of at least [`MIN_RECORDS_PER_TRANSACTION`] records), so that
-    /// one transaction's commit overlaps another's statements and the server uses more
-    /// than one core. Deadlocks between them are retried ([`crate::DEADLOCK_RETRIES`]).
+    /// The most write transactions running their statements at once. A transaction that
+    /// reaches its commit lets the next one of the batch start, so one transaction's commit
+    /// overlaps others' statements and the server uses more than one core; at most twice
+    /// this many are in flight. Deadlocks between them are retried
+    /// ([`crate::DEADLOCK_RETRIES`]).
     #[serde(default = "default_write_transactions")]
     pub write_transactions: usize,
     /// Width of the id ranges that the post-extraction work (stub removal, aggregates)
@@ -50,10 +53,10 @@ pub fn default_username() -> String {
     "neo4j".to_owned()
 }
 
-/// 5,000 records: see the README's Neo4j section for the measurements behind it.
+/// 2,500 records: see the README's Neo4j section for the measurements behind it.
 #[must_use]
 pub fn default_transaction_records() -> usize {
-    5_000
+    2_500
 }
 
 /// 2 transactions: see the README's Neo4j section for the measurements behind it.
@@ -62,7 +65,9 @@ pub fn default_write_transactions() -> usize {
     2
 }
 
-/// A chunk is not split into transactions smaller than this many records.
+/// To reach `write_transactions` parts, a batch is not cut into transactions smaller than
+/// this: fewer than twice this many changed records make one transaction (unless
+/// `transaction_records` is smaller).
 pub const MIN_RECORDS_PER_TRANSACTION: usize = 250;
 
 /// Upper bound of [`Neo4jSinkConfig::write_transactions`].
@@ -206,7 +211,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.username, "neo4j");
         assert_eq!(c.namespace, "T1_");
-        assert_eq!(c.transaction_records, 5_000);
+        assert_eq!(c.transaction_records, 2_500);
         assert_eq!(c.maintenance_id_range, 50_000);
         assert_eq!(c.timeout_secs, 120);
         assert_eq!(c.write_transactions, 2);

@@ -9,7 +9,9 @@ use discogs_model::{
     Release, ReleaseLabel, Sink, SinkOutcome, SinkRecord,
 };
 use futures_util::future::try_join_all;
+use futures_util::{StreamExt, TryStreamExt};
 use neo4rs::{query, BoltInteger, BoltList, BoltType, Graph, Row};
+use tokio::sync::Semaphore;
 
 use crate::nodelay::NoDelay;
 use crate::plan::{int, ElementIds, Plan, Statements, Step};
@@ -40,19 +42,22 @@ pub const DEADLOCK_RETRIES: u32 = 8;
 /// # The write path
 ///
 /// For each batch: refuse records of another kind, drop repeated ids (the last occurrence
-/// wins), then per chunk of at most [`Neo4jSinkConfig::transaction_records`] records:
+/// wins), then:
 ///
-/// 1. one read query looks up the stored `sha256` of the chunk's ids; records whose hash
-///    is unchanged stop here (no write at all);
+/// 1. read queries look up the stored `sha256` of the batch's ids (5,000 at a time);
+///    records whose hash is unchanged stop here (no write at all);
 /// 2. the genres, styles and `PART_OF` pairs of the changed records that this sink has
 ///    not written before are merged in one small transaction of their own, so that the
 ///    parts below do not queue on the ones they would all create;
-/// 3. the records that changed are split into up to
-///    [`Neo4jSinkConfig::write_transactions`] parts (of at least
-///    [`crate::MIN_RECORDS_PER_TRANSACTION`] records), each written by one write transaction,
-///    all in flight at once; a part that meets a deadlock is written again. Each
-///    transaction's statements have fixed text and take the data as a list parameter
-///    (`UNWIND`):
+/// 3. the records that changed are split into parts of at most
+///    [`Neo4jSinkConfig::transaction_records`], and into at least
+///    [`Neo4jSinkConfig::write_transactions`] while each gets
+///    [`crate::MIN_RECORDS_PER_TRANSACTION`] records; records that refer to each other go
+///    into one part. Each part is one write transaction; up to `write_transactions` of them
+///    run their statements at a time, and one that reaches its commit lets the next one
+///    start (Neo4j largely serializes commits, so this keeps both cores busy). A part
+///    that meets a deadlock is written again. Each transaction's statements have fixed
+///    text and take the data as a list parameter (`UNWIND`):
 ///    * delete the relationships owned by the records that were stored complete before
 ///      (a changed record replaces all of them: no stale edges);
 ///    * `MERGE` the records' nodes by id and `SET` their properties;
@@ -199,12 +204,8 @@ impl Neo4jSink {
         if !self.schema_ready {
             self.ensure_schema().await?;
         }
-        let (mut inserted, mut updated) = (0, 0);
-        for chunk in unique.chunks(self.config.transaction_records) {
-            let (i, u) = self.write_chunk(kind, chunk).await?;
-            inserted += i;
-            updated += u;
-        }
+        let changed = self.changed(kind, &unique).await?;
+        let (inserted, updated) = self.write_changed(kind, &changed).await?;
         let outcome = SinkOutcome {
             inserted,
             updated,
@@ -214,45 +215,75 @@ impl Neo4jSink {
         Ok(outcome)
     }
 
-    /// Hash lookup, then the write of the records that changed, split over up to
-    /// [`Neo4jSinkConfig::write_transactions`] concurrent transactions (records that
-    /// refer to each other in one: [`crate::form::split_linked`]). Returns
-    /// `(inserted, updated)`.
+    /// The hash lookup of a batch's ids, [`LOOKUP_IDS`] at a time: the records that changed,
+    /// each with whether it was stored complete before (its owned relationships are then
+    /// replaced). A record stored with the same hash is left out: it costs no write.
+    async fn changed<'a, 'r>(
+        &mut self,
+        kind: RecordKind,
+        unique: &'a [(i64, &'a SinkRecord<'r>)],
+    ) -> Result<Vec<(i64, &'a SinkRecord<'r>, bool)>, Neo4jSinkError> {
+        let mut changed = Vec::new();
+        for chunk in unique.chunks(LOOKUP_IDS) {
+            // The lookup's connections (a hash lookup of 5,000 ids is a 45 KB request).
+            self.nodelay.apply();
+            let stored = self.lookup(kind, chunk.iter().map(|(id, _)| *id)).await?;
+            for (id, r) in chunk {
+                match stored.get(id) {
+                    // Stored complete with the same hash: nothing to do.
+                    Some(Some(hash)) if *hash == r.hash.to_hex() => {}
+                    Some(Some(_)) => changed.push((*id, *r, true)),
+                    // A stub or no node: the record is new to the graph.
+                    Some(None) | None => changed.push((*id, *r, false)),
+                }
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Writes the records that changed: their new genres and styles first
+    /// ([`Neo4jSink::create_tags`]), then the records in [`transactions_for`] parts (records
+    /// that refer to each other in one: [`crate::form::split_linked`]), each its own write
+    /// transaction. At most [`Neo4jSinkConfig::write_transactions`] of them run their
+    /// statements at a time; one that reaches its commit makes room for the next, so the
+    /// commits, which Neo4j largely serializes, overlap the next parts' statements. At
+    /// most twice that many are in flight. Returns `(inserted, updated)`.
     ///
     /// Each part is its own transaction: when one fails, the parts already committed
     /// stay, and the caller's retry of the batch finds them unchanged by the hash lookup.
-    async fn write_chunk(
+    async fn write_changed(
         &mut self,
         kind: RecordKind,
-        chunk: &[(i64, &SinkRecord<'_>)],
+        changed: &[(i64, &SinkRecord<'_>, bool)],
     ) -> Result<(u64, u64), Neo4jSinkError> {
-        // The lookup's connections (a hash lookup of 5,000 ids is a 45 KB request).
-        self.nodelay.apply();
-        let stored = self.lookup(kind, chunk.iter().map(|(id, _)| *id)).await?;
-        // (record, stored complete before)
-        let mut to_write = Vec::new();
-        for (id, r) in chunk {
-            match stored.get(id) {
-                // Stored complete with the same hash: nothing to do.
-                Some(Some(hash)) if *hash == r.hash.to_hex() => {}
-                Some(Some(_)) => to_write.push((*id, *r, true)),
-                // A stub or no node: the record is new to the graph.
-                Some(None) | None => to_write.push((*id, *r, false)),
-            }
-        }
-        if to_write.is_empty() {
+        if changed.is_empty() {
             return Ok((0, 0));
         }
-        self.create_tags(kind, &to_write).await?;
-        let updated = to_write.iter().filter(|(_, _, old)| *old).count() as u64;
-        let inserted = to_write.len() as u64 - updated;
-        let parts =
-            (to_write.len() / MIN_RECORDS_PER_TRANSACTION).clamp(1, self.config.write_transactions);
-        let split = crate::form::split_linked(&to_write, |(_, r, _)| &r.record, parts);
-        let writes = split
+        self.create_tags(kind, changed).await?;
+        let updated = changed.iter().filter(|(_, _, old)| *old).count() as u64;
+        let inserted = changed.len() as u64 - updated;
+        let running = self.config.write_transactions;
+        let parts = transactions_for(changed.len(), self.config.transaction_records, running);
+        let split = crate::form::split_linked(changed, |(_, r, _)| &r.record, parts);
+        let gate = tokio::sync::Semaphore::new(running);
+        // Collected first: a stream over a closure that borrows `self` would not be `Send`.
+        let writes: Vec<_> = split
             .iter()
-            .map(|part| write_part(&self.graph, &self.nodelay, &self.statements, kind, part));
-        let done = try_join_all(writes).await?;
+            .map(|part| {
+                write_part(
+                    &self.graph,
+                    &self.nodelay,
+                    &self.statements,
+                    kind,
+                    part,
+                    &gate,
+                )
+            })
+            .collect();
+        let done: Vec<(u64, u32)> = futures_util::stream::iter(writes)
+            .buffer_unordered(2 * running)
+            .try_collect()
+            .await?;
         for (statements, retries) in done {
             self.stats.write_transactions += 1;
             self.stats.statements += statements;
@@ -562,6 +593,17 @@ impl Neo4jSink {
 /// From this many ids on, a hash lookup runs as two concurrent queries.
 const LOOKUP_SPLIT_MIN: usize = 1_000;
 
+/// The most ids one hash lookup reads (a batch's ids are looked up this many at a time).
+const LOOKUP_IDS: usize = 5_000;
+
+/// How many write transactions `n` changed records go into: enough that none has more
+/// than `per_transaction` records, and at least `running` (the transactions that run their
+/// statements at once) while each of those still gets [`MIN_RECORDS_PER_TRANSACTION`].
+fn transactions_for(n: usize, per_transaction: usize, running: usize) -> usize {
+    n.div_ceil(per_transaction.max(1))
+        .max((n / MIN_RECORDS_PER_TRANSACTION).clamp(1, running))
+}
+
 /// [`write_transaction`] of one part of a chunk, tried again (after a pause of a few tens
 /// of milliseconds, longer each time) when Neo4j reports a deadlock, up to
 /// [`DEADLOCK_RETRIES`] times. The four kinds are written concurrently, and the parts of a
@@ -575,9 +617,10 @@ async fn write_part(
     statements: &Statements,
     kind: RecordKind,
     part: &[&(i64, &SinkRecord<'_>, bool)],
+    gate: &Semaphore,
 ) -> Result<(u64, u32), Neo4jSinkError> {
     retry_deadlocks(kind, || {
-        write_transaction(graph, nodelay, statements, kind, part)
+        write_transaction(graph, nodelay, statements, kind, part, gate)
     })
     .await
 }
@@ -619,7 +662,11 @@ async fn write_transaction(
     statements: &Statements,
     kind: RecordKind,
     part: &[&(i64, &SinkRecord<'_>, bool)],
+    gate: &Semaphore,
 ) -> Result<u64, Neo4jSinkError> {
+    // Held through the statements, given up at the commit (see `Neo4jSink::write_changed`).
+    // (`acquire` fails only on a closed semaphore, and this one is never closed.)
+    let statements_turn = gate.acquire().await.ok();
     let records: Vec<&SinkRecord<'_>> = part.iter().map(|(_, r, _)| *r).collect();
     let replace = part
         .iter()
@@ -659,6 +706,7 @@ async fn write_transaction(
             return Err(e);
         }
     };
+    drop(statements_turn);
     txn.commit()
         .await
         .map_err(Neo4jSinkError::neo4j("committing a batch"))?;
@@ -730,5 +778,27 @@ impl Sink for Neo4jSink {
         &mut self,
     ) -> impl std::future::Future<Output = Result<(), Neo4jSinkError>> + Send {
         self.health()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::transactions_for;
+
+    #[test]
+    fn a_batch_fills_the_running_transactions_then_caps_their_size() {
+        // Too few records to give two transactions 250 each: one.
+        assert_eq!(transactions_for(1, 2_500, 2), 1);
+        assert_eq!(transactions_for(499, 2_500, 2), 1);
+        // Enough for two (the consumers' writes of 2,000 records).
+        assert_eq!(transactions_for(500, 2_500, 2), 2);
+        assert_eq!(transactions_for(2_000, 2_500, 2), 2);
+        assert_eq!(transactions_for(2_000, 2_500, 3), 3);
+        // Then as many as the size cap needs.
+        assert_eq!(transactions_for(5_000, 2_500, 2), 2);
+        assert_eq!(transactions_for(5_001, 2_500, 2), 3);
+        assert_eq!(transactions_for(20_000, 2_500, 2), 8);
+        // A cap below the minimum size wins over it.
+        assert_eq!(transactions_for(1_000, 100, 2), 10);
     }
 }

@@ -183,3 +183,50 @@ async fn every_fixture_loads_and_the_graph_equals_its_records() {
     );
     tg.drop().await;
 }
+
+/// A batch written as many small transactions, two in their statements at a time and the
+/// next ones starting as those commit, gives the same graph as the records: artists that
+/// name each other as members, groups and aliases (linked records stay in one
+/// transaction), and releases that share artists, labels and masters.
+#[tokio::test]
+async fn a_batch_in_many_transactions_gives_the_records_graph() {
+    let Some(dir) = shared_fixtures() else { return };
+    let Some(tg) = TestGraph::new("neo4j_many_tx") else {
+        return;
+    };
+    let mut sink = Neo4jSink::new(tg.config().transaction_records(40).write_transactions(2))
+        .expect("valid config");
+    sink.ensure_schema().await.expect("schema");
+    for file in [
+        "lukasaron__data-discogs/source_artists.xml",
+        "philipmat__discogs-xml2db/discogs_20200806_releases.xml.gz",
+    ] {
+        let (kind, records) = read_records(&dir.join(file));
+        let by_id = last_by_id(&records);
+        clear(&sink).await;
+        let before = sink.stats();
+        // The whole file in one batch.
+        let outcome = load(&mut sink, kind, &records, records.len()).await;
+        assert_eq!(outcome.inserted, by_id.len() as u64, "{file}: inserted");
+        let transactions = sink.stats().write_transactions - before.write_transactions;
+        // More than the gate lets run at once, and than are in flight at once.
+        assert!(
+            transactions > 4,
+            "{file}: {transactions} write transactions for {} records",
+            by_id.len()
+        );
+        let expected = Graph::expected(by_id.values().map(|r| &r.record), []);
+        let stored = Graph::stored(&sink).await;
+        assert!(
+            stored == expected,
+            "{file}: stored graph differs:\n{}",
+            diff(&expected, &stored)
+        );
+        eprintln!(
+            "{file}: {} records in {transactions} write transactions, {} deadlock retries",
+            by_id.len(),
+            sink.stats().deadlock_retries - before.deadlock_retries
+        );
+    }
+    tg.drop().await;
+}
