@@ -203,13 +203,13 @@ pub(crate) fn same_kind_refs(record: &Record<'_>) -> Vec<u64> {
     }
 }
 
-/// Splits `records` (one chunk, ids unique) into at most `parts` groups of about equal
+/// Splits `records` (one batch's, ids unique) into at most `parts` groups of about equal
 /// size for concurrent write transactions, keeping records that refer to each other
-/// ([`same_kind_refs`], followed through the chunk) in one group: two transactions that
+/// ([`same_kind_refs`], followed through the batch) in one group: two transactions that
 /// each write one end of a membership and merge the other as a stub take the same locks
 /// in opposite orders and deadlock. Groups go largest first to the part with the fewest
 /// records (records linked to nothing alternate between the parts); inside a part the
-/// records keep the chunk's order.
+/// records keep the batch's order.
 pub(crate) fn split_linked<T>(
     records: &[T],
     record: impl Fn(&T) -> &Record<'_>,
@@ -217,7 +217,7 @@ pub(crate) fn split_linked<T>(
 ) -> Vec<Vec<&T>> {
     let n = records.len();
     let parts = parts.clamp(1, n.max(1));
-    // Union-find over positions, joined by references inside the chunk.
+    // Union-find over positions, joined by references inside the batch.
     let mut parent: Vec<usize> = (0..n).collect();
     fn root(parent: &mut [usize], mut i: usize) -> usize {
         while parent[i] != i {
@@ -389,7 +389,7 @@ mod split_tests {
         assert_eq!(part_of(2), part_of(3));
         assert_eq!(ids[0].len() + ids[1].len(), 9);
         assert!(ids[0].len().abs_diff(ids[1].len()) <= 1, "{ids:?}");
-        // The chunk's order holds inside each part.
+        // The batch's order holds inside each part.
         for p in &ids {
             assert!(p.windows(2).all(|w| w[0] < w[1]), "{p:?}");
         }

@@ -1,4 +1,4 @@
-//! [`Neo4jSink`]: the write path (hash lookup, concurrent write transactions per chunk) and the
+//! [`Neo4jSink`]: the write path (hash lookup, pipelined write transactions per batch) and the
 //! read-back of records.
 
 use std::collections::HashMap;
@@ -20,7 +20,7 @@ use crate::{schema, GraphNames, Neo4jSinkConfig, Neo4jSinkError, MIN_RECORDS_PER
 /// Counters of what a [`Neo4jSink`] sent to the server since it was built.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WriteStats {
-    /// Hash lookups (read queries, one per chunk of a batch).
+    /// Hash lookups (read queries, one per 5,000 ids of a batch).
     pub hash_lookups: u64,
     /// Write transactions committed.
     pub write_transactions: u64,
@@ -30,7 +30,7 @@ pub struct WriteStats {
     pub deadlock_retries: u64,
 }
 
-/// How many times a chunk is written again at once after a deadlock before the error goes
+/// How many times a part is written again at once after a deadlock before the error goes
 /// to the caller.
 pub const DEADLOCK_RETRIES: u32 = 8;
 
@@ -299,8 +299,8 @@ impl Neo4jSink {
     /// has since been deleted (by [`Neo4jSink::finish_extraction`], which removes isolated
     /// tags, perhaps run by another sink) is created again there. What this saves: a node
     /// or relationship is locked by the transaction that creates it until that commits, so
-    /// without it the concurrent parts of a chunk that shared a new genre or pair waited
-    /// for each other in turn (~0.5 s of the first chunk of masters, measured with 4 parts).
+    /// without it the concurrent parts of a batch that shared a new genre or pair waited
+    /// for each other in turn (~0.5 s of the first 5,000 masters, measured with 4 parts).
     async fn create_tags(
         &mut self,
         kind: RecordKind,
@@ -604,10 +604,10 @@ fn transactions_for(n: usize, per_transaction: usize, running: usize) -> usize {
         .max((n / MIN_RECORDS_PER_TRANSACTION).clamp(1, running))
 }
 
-/// [`write_transaction`] of one part of a chunk, tried again (after a pause of a few tens
+/// [`write_transaction`] of one part of a batch, tried again (after a pause of a few tens
 /// of milliseconds, longer each time) when Neo4j reports a deadlock, up to
 /// [`DEADLOCK_RETRIES`] times. The four kinds are written concurrently, and the parts of a
-/// chunk too; they meet on shared nodes (a release and an artist both completing or
+/// batch too; they meet on shared nodes (a release and an artist both completing or
 /// referencing the same stub, two releases by the same artist), so deadlocks are expected
 /// and cheap to resolve here; other errors, and a deadlock that persists, go to the
 /// caller, whose retry policy is slower. Returns the statements run and the retries.
