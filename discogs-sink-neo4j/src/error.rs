@@ -68,6 +68,16 @@ impl Neo4jSinkError {
         self.code() == Some("Neo.TransientError.Transaction.DeadlockDetected")
     }
 
+    /// Whether Neo4j refused this transaction because of a concurrent one: a deadlock
+    /// ([`Neo4jSinkError::is_deadlock`]), or `Neo.TransientError.Transaction.Outdated`
+    /// ("the transaction read outdated data and cannot be recovered due to concurrent
+    /// data modification", which Neo4j 5.26 raises when another transaction changed what
+    /// this one read). Writing the same data again at once usually succeeds.
+    #[must_use]
+    pub fn is_transaction_conflict(&self) -> bool {
+        self.code().is_some_and(conflict_status)
+    }
+
     /// Whether the same operation may succeed if tried again.
     ///
     /// Retriable: every `Neo.TransientError.*` status (deadlocks, lock timeouts, memory
@@ -131,9 +141,33 @@ pub fn status_retriable(code: &str) -> bool {
         )
 }
 
+/// The statuses of [`Neo4jSinkError::is_transaction_conflict`].
+fn conflict_status(code: &str) -> bool {
+    matches!(
+        code,
+        "Neo.TransientError.Transaction.DeadlockDetected"
+            | "Neo.TransientError.Transaction.Outdated"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn conflicts_with_concurrent_transactions() {
+        assert!(conflict_status(
+            "Neo.TransientError.Transaction.DeadlockDetected"
+        ));
+        assert!(conflict_status("Neo.TransientError.Transaction.Outdated"));
+        for code in [
+            "Neo.TransientError.Transaction.LockAcquisitionTimeout",
+            "Neo.TransientError.General.DatabaseUnavailable",
+            "Neo.ClientError.Schema.ConstraintValidationFailed",
+        ] {
+            assert!(!conflict_status(code), "{code}");
+        }
+    }
 
     #[test]
     fn status_codes() {

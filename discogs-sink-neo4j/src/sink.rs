@@ -26,12 +26,13 @@ pub struct WriteStats {
     pub write_transactions: u64,
     /// Statements run inside those transactions.
     pub statements: u64,
-    /// Chunks written again after Neo4j reported a deadlock.
+    /// Parts written again after Neo4j reported a deadlock or another conflict with a
+    /// concurrent transaction (`Transaction.Outdated`).
     pub deadlock_retries: u64,
 }
 
-/// How many times a part is written again at once after a deadlock before the error goes
-/// to the caller.
+/// How many times a part is written again at once after a deadlock, or another conflict
+/// with a concurrent transaction, before the error goes to the caller.
 pub const DEADLOCK_RETRIES: u32 = 8;
 
 /// A [`Sink`] writing the four kinds into the Neo4j graph.
@@ -265,7 +266,7 @@ impl Neo4jSink {
         let running = self.config.write_transactions;
         let parts = transactions_for(changed.len(), self.config.transaction_records, running);
         let split = crate::form::split_linked(changed, |(_, r, _)| &r.record, parts);
-        let gate = tokio::sync::Semaphore::new(running);
+        let gate = Semaphore::new(running);
         // Collected first: a stream over a closure that borrows `self` would not be `Send`.
         let writes: Vec<_> = split
             .iter()
@@ -605,7 +606,8 @@ fn transactions_for(n: usize, per_transaction: usize, running: usize) -> usize {
 }
 
 /// [`write_transaction`] of one part of a batch, tried again (after a pause of a few tens
-/// of milliseconds, longer each time) when Neo4j reports a deadlock, up to
+/// of milliseconds, longer each time) when Neo4j reports a deadlock or another conflict
+/// with a concurrent transaction, up to
 /// [`DEADLOCK_RETRIES`] times. The four kinds are written concurrently, and the parts of a
 /// batch too; they meet on shared nodes (a release and an artist both completing or
 /// referencing the same stub, two releases by the same artist), so deadlocks are expected
@@ -625,8 +627,9 @@ async fn write_part(
     .await
 }
 
-/// Runs `write` (one transaction), and again when Neo4j reports a deadlock, as
-/// [`write_part`] describes. Returns what `write` returned and the retries.
+/// Runs `write` (one transaction), and again when Neo4j reports a deadlock or another
+/// conflict with a concurrent transaction ([`Neo4jSinkError::is_transaction_conflict`]),
+/// as [`write_part`] describes. Returns what `write` returned and the retries.
 async fn retry_deadlocks<T, F, Fut>(
     kind: RecordKind,
     mut write: F,
@@ -638,14 +641,15 @@ where
     let mut attempt: u32 = 0;
     loop {
         match write().await {
-            Err(e) if attempt < DEADLOCK_RETRIES && e.is_deadlock() => {
+            Err(e) if attempt < DEADLOCK_RETRIES && e.is_transaction_conflict() => {
                 attempt += 1;
                 // A pause that differs between the writers, so they do not meet again.
                 let spread = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| u64::from(d.subsec_nanos()) % 50);
                 let pause = Duration::from_millis((20 + spread) * u64::from(attempt));
-                tracing::debug!(%kind, attempt, ?pause, "Deadlock; writing the part again.");
+                let code = e.code().unwrap_or_default();
+                tracing::debug!(%kind, attempt, ?pause, code, "Conflict with a concurrent transaction; writing the part again.");
                 tokio::time::sleep(pause).await;
             }
             Err(e) => return Err(e),

@@ -18,6 +18,23 @@ pub(crate) fn last_by_id<'r>(
     records.iter().map(|r| (r.record.id(), r)).collect()
 }
 
+/// The model of `records`' graph and the graph stored in `sink`'s namespace, checked
+/// equal (`name` says which file, in the message).
+async fn graph_of_records(
+    sink: &Neo4jSink,
+    records: &HashMap<u64, &SinkRecord<'static>>,
+    name: &str,
+) -> (Graph, Graph) {
+    let expected = Graph::expected(records.values().map(|r| &r.record), []);
+    let stored = Graph::stored(sink).await;
+    assert!(
+        stored == expected,
+        "{name}: stored graph differs:\n{}",
+        diff(&expected, &stored)
+    );
+    (expected, stored)
+}
+
 /// Deletes the namespace's nodes, keeping its schema.
 pub(crate) async fn clear(sink: &Neo4jSink) {
     for label in sink.names().all_labels() {
@@ -124,13 +141,7 @@ async fn every_fixture_loads_and_the_graph_equals_its_records() {
             "{name}: complete nodes = distinct ids"
         );
 
-        let expected = Graph::expected(by_id.values().map(|r| &r.record), []);
-        let stored = Graph::stored(&sink).await;
-        assert!(
-            stored == expected,
-            "{name}: stored graph differs:\n{}",
-            diff(&expected, &stored)
-        );
+        let (expected, stored) = graph_of_records(&sink, &by_id, &name).await;
 
         // Every record of the small files, one in ten of the large ones (the graph
         // comparison above already covers all of them).
@@ -215,13 +226,7 @@ async fn a_batch_in_many_transactions_gives_the_records_graph() {
             "{file}: {transactions} write transactions for {} records",
             by_id.len()
         );
-        let expected = Graph::expected(by_id.values().map(|r| &r.record), []);
-        let stored = Graph::stored(&sink).await;
-        assert!(
-            stored == expected,
-            "{file}: stored graph differs:\n{}",
-            diff(&expected, &stored)
-        );
+        graph_of_records(&sink, &by_id, file).await;
         eprintln!(
             "{file}: {} records in {transactions} write transactions, {} deadlock retries",
             by_id.len(),
