@@ -33,8 +33,8 @@ pub struct Neo4jSinkConfig {
     /// The most write transactions running their statements at once. A transaction that
     /// reaches its commit lets the next one of the batch start, so one transaction's commit
     /// overlaps others' statements and the server uses more than one core; at most twice
-    /// this many are in flight. Deadlocks between them are retried
-    /// ([`crate::DEADLOCK_RETRIES`]).
+    /// this many are in flight. Deadlocks and other conflicts between them
+    /// (`Transaction.Outdated`) are retried ([`crate::DEADLOCK_RETRIES`]).
     #[serde(default = "default_write_transactions")]
     pub write_transactions: usize,
     /// Width of the id ranges that the post-extraction work (stub removal, aggregates)

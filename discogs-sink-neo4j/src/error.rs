@@ -65,7 +65,7 @@ impl Neo4jSinkError {
     /// succeeds.
     #[must_use]
     pub fn is_deadlock(&self) -> bool {
-        self.code() == Some("Neo.TransientError.Transaction.DeadlockDetected")
+        self.code() == Some(DEADLOCK_STATUS)
     }
 
     /// Whether Neo4j refused this transaction because of a concurrent one: a deadlock
@@ -141,13 +141,12 @@ pub fn status_retriable(code: &str) -> bool {
         )
 }
 
+/// The status of [`Neo4jSinkError::is_deadlock`].
+const DEADLOCK_STATUS: &str = "Neo.TransientError.Transaction.DeadlockDetected";
+
 /// The statuses of [`Neo4jSinkError::is_transaction_conflict`].
 fn conflict_status(code: &str) -> bool {
-    matches!(
-        code,
-        "Neo.TransientError.Transaction.DeadlockDetected"
-            | "Neo.TransientError.Transaction.Outdated"
-    )
+    code == DEADLOCK_STATUS || code == "Neo.TransientError.Transaction.Outdated"
 }
 
 #[cfg(test)]

@@ -228,7 +228,7 @@ async fn a_batch_in_many_transactions_gives_the_records_graph() {
         );
         graph_of_records(&sink, &by_id, file).await;
         eprintln!(
-            "{file}: {} records in {transactions} write transactions, {} deadlock retries",
+            "{file}: {} records in {transactions} write transactions, {} retried after a conflict",
             by_id.len(),
             sink.stats().deadlock_retries - before.deadlock_retries
         );
