@@ -314,7 +314,7 @@ impl Neo4jSink {
             return Ok(());
         }
         let statements = new.steps(&self.statements);
-        let (_, retries) = retry_deadlocks(kind, || async {
+        let (_, retries) = retry_conflicts(kind, || async {
             let mut txn = self
                 .graph
                 .start_txn()
@@ -621,7 +621,7 @@ async fn write_part(
     part: &[&(i64, &SinkRecord<'_>, bool)],
     gate: &Semaphore,
 ) -> Result<(u64, u32), Neo4jSinkError> {
-    retry_deadlocks(kind, || {
+    retry_conflicts(kind, || {
         write_transaction(graph, nodelay, statements, kind, part, gate)
     })
     .await
@@ -630,7 +630,7 @@ async fn write_part(
 /// Runs `write` (one transaction), and again when Neo4j reports a deadlock or another
 /// conflict with a concurrent transaction ([`Neo4jSinkError::is_transaction_conflict`]),
 /// as [`write_part`] describes. Returns what `write` returned and the retries.
-async fn retry_deadlocks<T, F, Fut>(
+async fn retry_conflicts<T, F, Fut>(
     kind: RecordKind,
     mut write: F,
 ) -> Result<(T, u32), Neo4jSinkError>

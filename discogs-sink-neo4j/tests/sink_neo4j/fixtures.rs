@@ -20,7 +20,7 @@ pub(crate) fn last_by_id<'r>(
 
 /// The model of `records`' graph and the graph stored in `sink`'s namespace, checked
 /// equal (`name` says which file, in the message).
-async fn graph_of_records(
+async fn assert_graph_is_records(
     sink: &Neo4jSink,
     records: &HashMap<u64, &SinkRecord<'static>>,
     name: &str,
@@ -141,7 +141,7 @@ async fn every_fixture_loads_and_the_graph_equals_its_records() {
             "{name}: complete nodes = distinct ids"
         );
 
-        let (expected, stored) = graph_of_records(&sink, &by_id, &name).await;
+        let (expected, stored) = assert_graph_is_records(&sink, &by_id, &name).await;
 
         // Every record of the small files, one in ten of the large ones (the graph
         // comparison above already covers all of them).
@@ -226,7 +226,7 @@ async fn a_batch_in_many_transactions_gives_the_records_graph() {
             "{file}: {transactions} write transactions for {} records",
             by_id.len()
         );
-        graph_of_records(&sink, &by_id, file).await;
+        assert_graph_is_records(&sink, &by_id, file).await;
         eprintln!(
             "{file}: {} records in {transactions} write transactions, {} retried after a conflict",
             by_id.len(),
